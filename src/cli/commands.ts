@@ -1,0 +1,10 @@
+import type { Command } from 'commander';
+import { registerDoctor } from './doctor.js';
+
+/**
+ * Each command group lives in its own module under cli/ and registers itself here;
+ * adding a group is one line.
+ */
+export type CommandGroup = (program: Command) => void;
+
+export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor];

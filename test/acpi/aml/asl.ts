@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { absoluteSegs, nameString, pathOf } from '../../../src/hw/acpi/aml/names.js';
 import type { Machine } from './fixtures.js';
@@ -32,6 +33,39 @@ export function disassemble(machine: Machine, tableName: string): Disassembly | 
     if (r.status === 0 && existsSync(dsl)) return { asl: readFileSync(dsl, 'utf8'), withExternals: extra.length > 0 };
   }
   return undefined;
+}
+
+/** Compiles ASL source with iasl; returns the whole table (header included). */
+export function compileAsl(source: string): Uint8Array {
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-asl-'));
+  try {
+    writeFileSync(join(dir, 'in.asl'), source);
+    const r = spawnSync('iasl', ['-p', join(dir, 'out'), join(dir, 'in.asl')], { encoding: 'utf8' });
+    if (r.status !== 0 || !existsSync(join(dir, 'out.aml'))) throw new Error(`iasl could not compile:\n${r.stdout}${r.stderr}`);
+    return new Uint8Array(readFileSync(join(dir, 'out.aml')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface TableDisassembly {
+  readonly asl: string;
+  /** iasl's own console output (warnings and errors are reported there). */
+  readonly log: string;
+  readonly status: number | null;
+}
+
+/** Disassembles a whole table (header included) with iasl -d. */
+export function disassembleTable(table: Uint8Array): TableDisassembly {
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-dsl-'));
+  try {
+    writeFileSync(join(dir, 't.aml'), table);
+    const r = spawnSync('iasl', ['-d', 't.aml'], { cwd: dir, encoding: 'utf8' });
+    const asl = existsSync(join(dir, 't.dsl')) ? readFileSync(join(dir, 't.dsl'), 'utf8') : '';
+    return { asl, log: r.stdout + r.stderr, status: r.status };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 type Tok = { readonly t: 'id' | 'num' | 'str' | 'p'; readonly v: string };
@@ -197,4 +231,54 @@ export function scanAsl(text: string): AslFacts {
     }
   }
   return { decls, calls, externals };
+}
+
+/** One descriptor macro of an ASL ResourceTemplate: its name, numbers, keywords and strings. */
+export interface AslDescriptor {
+  readonly macro: string;
+  readonly numbers: bigint[];
+  readonly words: string[];
+  readonly strings: string[];
+}
+
+/** Every ResourceTemplate () { ... } in the ASL, in order, as lists of descriptors. */
+export function scanResourceTemplates(text: string): AslDescriptor[][] {
+  const toks = tokenize(text);
+  const out: AslDescriptor[][] = [];
+  for (let i = 0; i < toks.length; i++) {
+    if (toks[i]!.v !== 'ResourceTemplate' || toks[i + 1]?.v !== '(') continue;
+    const j = readArgs(toks, i + 1).next;
+    if (toks[j]?.v !== '{') continue;
+    const descriptors: AslDescriptor[] = [];
+    i = descriptorList(toks, j + 1, descriptors);
+    out.push(descriptors);
+  }
+  return out;
+}
+
+/** Reads descriptors up to the closing brace; StartDependentFn bodies are flattened in place. */
+function descriptorList(toks: readonly Tok[], at: number, into: AslDescriptor[]): number {
+  let j = at;
+  while (j < toks.length && toks[j]!.v !== '}') {
+    const macro = toks[j]!.v;
+    const { args, next } = readArgs(toks, j + 1);
+    j = next;
+    const flat = args.flat();
+    const nested = macro.startsWith('StartDependentFn');
+    const d: AslDescriptor = { macro, numbers: [], words: [], strings: [] };
+    into.push(d);
+    if (toks[j]?.v === '{') {
+      if (nested) {
+        j = descriptorList(toks, j + 1, into) + 1;
+      } else {
+        const list = readArgs(toks, j);
+        flat.push(...list.args.flat());
+        j = list.next;
+      }
+    }
+    d.numbers.push(...flat.filter((k) => k.t === 'num').map((k) => BigInt(k.v)));
+    d.words.push(...flat.filter((k) => k.t === 'id').map((k) => k.v));
+    d.strings.push(...flat.filter((k) => k.t === 'str').map((k) => JSON.parse(k.v) as string));
+  }
+  return j;
 }

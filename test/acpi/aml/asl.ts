@@ -92,6 +92,10 @@ export interface AslFacts {
   readonly calls: Map<string, number>;
   /** Last segments of the names the table declares External (known only by iasl's guess or -e). */
   readonly externals: Set<string>;
+  /** Tokens of each static Name's value (`Package (0x02) { ... }`), by path. */
+  readonly values: Map<string, Tok[]>;
+  /** Tokens of each static method's body, by path. */
+  readonly methods: Map<string, Tok[]>;
 }
 
 const SCOPE_KW = new Set(['Scope', 'Device', 'Method', 'Processor', 'PowerResource', 'ThermalZone']);
@@ -161,6 +165,8 @@ export function scanAsl(text: string): AslFacts {
   const decls = new Map<string, string>();
   const calls = new Map<string, number>();
   const externals = new Set<string>();
+  const values = new Map<string, Tok[]>();
+  const methods = new Map<string, Tok[]>();
   const stack: Frame[] = [{ kind: 'scope', path: [], inMethod: false }];
   let pending: Frame | undefined;
   const top = () => stack[stack.length - 1]!;
@@ -198,6 +204,7 @@ export function scanAsl(text: string): AslFacts {
       const path = nameTok === undefined ? undefined : resolve(nameTok.v, t.path);
       if (path === undefined) continue;
       if (kw !== 'Scope') declare(args[0], kw === 'Method' ? `Method/${Number(args[1]?.[0]?.v ?? 0)}` : KIND_OF[kw]!);
+      if (kw === 'Method' && !t.inMethod && toks[next]?.v === '{') methods.set(path, readArgs(toks, next).args.flat());
       pending = {
         kind: kw === 'Method' ? 'method' : 'scope',
         path: path === '\\' ? [] : path.slice(1).split('.'),
@@ -213,7 +220,13 @@ export function scanAsl(text: string): AslFacts {
       pending = { kind: 'resource', path: t.path, inMethod: t.inMethod };
       i = next - 1;
     } else if (FIRST_ARG_DECL[kw] !== undefined) {
-      declare(readArgs(toks, i + 1).args[0], FIRST_ARG_DECL[kw]);
+      const { args } = readArgs(toks, i + 1);
+      declare(args[0], FIRST_ARG_DECL[kw]);
+      const nameTok = args[0]?.[0];
+      if (kw === 'Name' && !t.inMethod && nameTok !== undefined) {
+        const p = resolve(nameTok.v, t.path);
+        if (p !== undefined && !values.has(p)) values.set(p, readArgs(toks, i + 1).args.slice(1).flat());
+      }
     } else if (kw === 'Alias') {
       declare(readArgs(toks, i + 1).args[1], 'Alias');
     } else if (CREATE_KW.has(kw)) {
@@ -230,7 +243,47 @@ export function scanAsl(text: string): AslFacts {
       calls.set(key, (calls.get(key) ?? 0) + 1);
     }
   }
-  return { decls, calls, externals };
+  return { decls, calls, externals, values, methods };
+}
+
+/** One _PRT entry as ASL writes it: `Package (0x04) { address, pin, source, index }`. */
+export interface AslPrtEntry {
+  readonly address: bigint;
+  readonly pin: bigint;
+  /** `0` for a GSI, else the link's name as written. */
+  readonly source: string;
+  readonly index: bigint;
+}
+
+function aslInt(k: Tok | undefined): bigint | undefined {
+  if (k === undefined) return undefined;
+  if (k.t === 'num') return BigInt(k.v);
+  if (k.v === 'Zero') return 0n;
+  if (k.v === 'One') return 1n;
+  if (k.v === 'Ones') return 0xffff_ffff_ffff_ffffn;
+  return undefined;
+}
+
+/** Every 4-element `Package (..) { a, b, c, d }` of simple values in `toks`, in order. */
+export function prtEntriesIn(toks: readonly Tok[]): AslPrtEntry[] {
+  const out: AslPrtEntry[] = [];
+  for (let i = 0; i < toks.length; i++) {
+    if (toks[i]!.v !== 'Package' || toks[i + 1]?.v !== '(') continue;
+    let j = i + 2;
+    while (j < toks.length && toks[j]!.v !== ')') j++;
+    if (toks[j + 1]?.v !== '{') continue;
+    const body = toks.slice(j + 2, j + 10);
+    const vals = [body[0], body[2], body[4], body[6]];
+    if (body[1]?.v !== ',' || body[3]?.v !== ',' || body[5]?.v !== ',' || body[7]?.v !== '}') continue;
+    const [a, p, s, x] = vals;
+    const address = aslInt(a);
+    const pin = aslInt(p);
+    const index = aslInt(x);
+    if (address === undefined || pin === undefined || index === undefined || s === undefined) continue;
+    const gsi = aslInt(s);
+    out.push({ address, pin, source: gsi !== undefined ? String(gsi) : s.v, index });
+  }
+  return out;
 }
 
 /** One descriptor macro of an ASL ResourceTemplate: its name, numbers, keywords and strings. */

@@ -36,11 +36,11 @@ export function disassemble(machine: Machine, tableName: string): Disassembly | 
 }
 
 /** Compiles ASL source with iasl; returns the whole table (header included). */
-export function compileAsl(source: string): Uint8Array {
+export function compileAsl(source: string, flags: readonly string[] = []): Uint8Array {
   const dir = mkdtempSync(join(tmpdir(), 'hvmpt-asl-'));
   try {
     writeFileSync(join(dir, 'in.asl'), source);
-    const r = spawnSync('iasl', ['-p', join(dir, 'out'), join(dir, 'in.asl')], { encoding: 'utf8' });
+    const r = spawnSync('iasl', [...flags, '-p', join(dir, 'out'), join(dir, 'in.asl')], { encoding: 'utf8' });
     if (r.status !== 0 || !existsSync(join(dir, 'out.aml'))) throw new Error(`iasl could not compile:\n${r.stdout}${r.stderr}`);
     return new Uint8Array(readFileSync(join(dir, 'out.aml')));
   } finally {

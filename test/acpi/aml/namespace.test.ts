@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseAmlTables } from '../../../src/hw/acpi/aml/parse.js';
 import { readResources } from '../../../src/hw/acpi/namespace/crs.js';
-import { decodeEisaId, encodeEisaId } from '../../../src/hw/acpi/namespace/eisaid.js';
+import { decodeEisaId, encodeEisaId } from '../../../src/hw/acpi/aml/eisaid.js';
 import { AcpiNamespace } from '../../../src/hw/acpi/namespace/namespace.js';
 import { readPrt, type PrtEntry, type PrtTable } from '../../../src/hw/acpi/namespace/prt.js';
 import { skipUnlessCommand } from '../../helpers/require.js';

@@ -1,7 +1,7 @@
 import { HvmptError } from '../../../errors.js';
 import { nameString, pathOf } from '../aml/names.js';
 import type { FieldElement, NamedFieldElement, NameString, Term } from '../aml/terms.js';
-import { decodeEisaId } from './eisaid.js';
+import { decodeEisaId } from '../aml/eisaid.js';
 
 /**
  * The ACPI namespace a set of tables declares when loaded: every named object with its path,

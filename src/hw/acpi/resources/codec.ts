@@ -74,6 +74,7 @@ class Reader {
     this.base = base;
   }
   need(at: number, n: number, what: string): void {
+    if (at < 0) throw new ResourceError(`${what}: offset points into the descriptor header`, this.input, this.base);
     if (at + n > this.b.length) throw new ResourceError(`${what}: descriptor too short (${this.b.length} bytes)`, this.input, this.base + at);
   }
   u8(at: number, what = 'field'): number {
@@ -93,12 +94,14 @@ class Reader {
   }
   /** A NUL-terminated string starting at `at`, ending at the NUL or `end`. */
   str(at: number, end: number = this.b.length): string {
+    if (at < 0) throw new ResourceError('string offset points into the descriptor header', this.input, this.base);
+    const stop = Math.min(end, this.b.length);
     let s = '';
-    for (let p = at; p < end && this.b[p] !== 0; p++) s += String.fromCharCode(this.b[p]!);
+    for (let p = at; p < stop && this.b[p] !== 0; p++) s += String.fromCharCode(this.b[p]!);
     return s;
   }
   slice(from: number, to: number): Uint8Array {
-    if (from > to || to > this.b.length) throw new ResourceError(`offsets ${from}-${to} outside the descriptor`, this.input, this.base + from);
+    if (from < 0 || from > to || to > this.b.length) throw new ResourceError(`offsets ${from}-${to} outside the descriptor`, this.input, this.base + from);
     return this.b.slice(from, to);
   }
 }

@@ -1,7 +1,7 @@
 import { AmlEncodeError } from './errors.js';
 import { BINARY_OPS, CREATE_FIELD_OPS, LOGICAL_OPS, NULLARY_OPS, Op, UNARY_OPS, UNARY_TARGET_OPS } from './opcodes.js';
 import { maxPkgValue, minimalPkgWidth, minimalValueWidth, writePkgLength } from './pkglength.js';
-import type { FieldElement, IntegerTerm, NameString, PkgLengthWidth, Target, Term } from './terms.js';
+import type { BufferTerm, FieldElement, IfTerm, IntegerTerm, MethodTerm, NameString, PackageTerm, PkgLengthWidth, Target, Term } from './terms.js';
 
 /**
  * Term tree to AML bytes. Parsed trees come back byte for byte: every encoding choice the
@@ -158,10 +158,16 @@ class Writer {
 
   integer(t: IntegerTerm): void {
     const v = t.value;
-    const limit = INT_LIMIT[t.enc];
-    const ok = t.enc === 'zero' || t.enc === 'one' || t.enc === 'ones' ? v === limit || (t.enc === 'ones' && v === 0xffff_ffffn) : v >= 0n && v <= limit;
-    if (!ok) throw new AmlEncodeError(`integer ${v} cannot be encoded as ${t.enc}`);
-    switch (t.enc) {
+    const enc = t.enc;
+    // Range checks on the Number conversion are exact for these widths (it is monotonic).
+    const ok =
+      enc === 'byte' || enc === 'word' || enc === 'dword'
+        ? Number(v) >= 0 && Number(v) <= Number(INT_LIMIT[enc])
+        : enc === 'qword'
+          ? v >= 0n && v <= ALL_ONES
+          : v === INT_LIMIT[enc] || (enc === 'ones' && v === 0xffff_ffffn);
+    if (!ok) throw new AmlEncodeError(`integer ${v} cannot be encoded as ${enc}`);
+    switch (enc) {
       case 'zero':
         return this.u8(Op.Zero);
       case 'one':
@@ -247,6 +253,49 @@ class Writer {
     this.len += width;
   }
 
+  ifTerm(t: IfTerm): void {
+    this.u8(Op.If);
+    const at = this.beginPkg();
+    this.term(t.predicate);
+    this.list(t.body);
+    this.endPkg(at, t.pkgLenBytes);
+    if (t.else !== undefined) {
+      this.u8(Op.Else);
+      const e = this.beginPkg();
+      this.list(t.else.body);
+      this.endPkg(e, t.else.pkgLenBytes);
+    }
+  }
+
+  packageTerm(t: PackageTerm): void {
+    if (t.count < 0 || t.count > 255) throw new AmlEncodeError(`Package count ${t.count} (use VarPackage above 255)`);
+    this.u8(Op.Package);
+    const at = this.beginPkg();
+    this.u8(t.count);
+    this.list(t.elements);
+    this.endPkg(at, t.pkgLenBytes);
+  }
+
+  methodTerm(t: MethodTerm): void {
+    if (t.argCount < 0 || t.argCount > 7 || t.syncLevel < 0 || t.syncLevel > 15) {
+      throw new AmlEncodeError(`method ${t.name.segs.join('.')}: argCount 0-7 and syncLevel 0-15`);
+    }
+    this.u8(Op.Method);
+    const at = this.beginPkg();
+    this.name(t.name);
+    this.u8(t.argCount | (t.serialized ? 8 : 0) | (t.syncLevel << 4));
+    this.list(t.body);
+    this.endPkg(at, t.pkgLenBytes);
+  }
+
+  bufferTerm(t: BufferTerm): void {
+    this.u8(Op.Buffer);
+    const at = this.beginPkg();
+    this.term(t.size);
+    this.bytes(t.data);
+    this.endPkg(at, t.pkgLenBytes);
+  }
+
   term(t: Term): void {
     if (++this.depth > this.maxDepth) throw new AmlEncodeError(`terms nested deeper than ${this.maxDepth} levels`);
     this.termInner(t);
@@ -269,24 +318,32 @@ class Writer {
       return this.list(t.args);
     }
     if (k === 'Arg') return this.u8(Op.Arg0 + checkIndex(t.index, 6, 'Arg'));
+    if (k === 'If') return this.ifTerm(t);
+    if (k === 'Return' || k === 'DerefOf' || k === 'LNot') {
+      this.u8(k === 'Return' ? Op.Return : k === 'DerefOf' ? Op.DerefOf : Op.LNot);
+      return this.term(t.operand);
+    }
+    if (k === 'LEqual' || k === 'LAnd' || k === 'LOr' || k === 'LLess' || k === 'LGreater') {
+      this.u8(LOGICAL_OPS[k]);
+      this.term(t.left);
+      return this.term(t.right);
+    }
+    if (k === 'Name') {
+      this.u8(Op.Name);
+      this.name(t.name);
+      return this.term(t.value);
+    }
+    if (k === 'Package') return this.packageTerm(t);
+    if (k === 'Method') return this.methodTerm(t);
+    if (k === 'Index' || k === 'And' || k === 'Add' || k === 'Or') {
+      this.u8(BINARY_OPS[k]);
+      this.term(t.left);
+      this.term(t.right);
+      return this.target(t.target);
+    }
+    if (k === 'Buffer') return this.bufferTerm(t);
+    if (k === 'String') return this.string(t.value);
     switch (t.kind) {
-      case 'String':
-        return this.string(t.value);
-      case 'Buffer': {
-        this.u8(Op.Buffer);
-        const at = this.beginPkg();
-        this.term(t.size);
-        this.bytes(t.data);
-        return this.endPkg(at, t.pkgLenBytes);
-      }
-      case 'Package': {
-        if (t.count < 0 || t.count > 255) throw new AmlEncodeError(`Package count ${t.count} (use VarPackage above 255)`);
-        this.u8(Op.Package);
-        const at = this.beginPkg();
-        this.u8(t.count);
-        this.list(t.elements);
-        return this.endPkg(at, t.pkgLenBytes);
-      }
       case 'VarPackage': {
         this.u8(Op.VarPackage);
         const at = this.beginPkg();
@@ -303,18 +360,18 @@ class Writer {
       case 'Timer':
         return this.op(NULLARY_OPS[t.kind]);
       case 'Add':
+      case 'And':
+      case 'Or':
+      case 'Index':
       case 'Concatenate':
       case 'Subtract':
       case 'Multiply':
       case 'ShiftLeft':
       case 'ShiftRight':
-      case 'And':
       case 'Nand':
-      case 'Or':
       case 'Nor':
       case 'Xor':
       case 'Mod':
-      case 'Index':
       case 'ConcatenateResTemplate':
         this.op(BINARY_OPS[t.kind]);
         this.term(t.left);
@@ -341,8 +398,9 @@ class Writer {
         this.term(t.left);
         return this.term(t.right);
       case 'LNot':
-      case 'RefOf':
       case 'DerefOf':
+      case 'Return':
+      case 'RefOf':
       case 'Increment':
       case 'Decrement':
       case 'SizeOf':
@@ -353,7 +411,6 @@ class Writer {
       case 'Reset':
       case 'Release':
       case 'Unload':
-      case 'Return':
         this.op(UNARY_OPS[t.kind]);
         return this.term(t.operand);
       case 'CopyObject':
@@ -418,20 +475,6 @@ class Writer {
         this.term(t.rootPath);
         this.term(t.parameterPath);
         return this.term(t.parameterData);
-      case 'If': {
-        this.u8(Op.If);
-        const at = this.beginPkg();
-        this.term(t.predicate);
-        this.list(t.body);
-        this.endPkg(at, t.pkgLenBytes);
-        if (t.else !== undefined) {
-          this.u8(Op.Else);
-          const e = this.beginPkg();
-          this.list(t.else.body);
-          this.endPkg(e, t.else.pkgLenBytes);
-        }
-        return;
-      }
       case 'While': {
         this.u8(Op.While);
         const at = this.beginPkg();
@@ -443,27 +486,12 @@ class Writer {
         this.u8(Op.Alias);
         this.name(t.source);
         return this.name(t.name);
-      case 'Name':
-        this.u8(Op.Name);
-        this.name(t.name);
-        return this.term(t.value);
       case 'Scope':
       case 'Device':
       case 'ThermalZone': {
         this.op(t.kind === 'Scope' ? Op.Scope : t.kind === 'Device' ? 0x5b00 | Op.Device : 0x5b00 | Op.ThermalZone);
         const at = this.beginPkg();
         this.name(t.name);
-        this.list(t.body);
-        return this.endPkg(at, t.pkgLenBytes);
-      }
-      case 'Method': {
-        if (t.argCount < 0 || t.argCount > 7 || t.syncLevel < 0 || t.syncLevel > 15) {
-          throw new AmlEncodeError(`method ${t.name.segs.join('.')}: argCount 0-7 and syncLevel 0-15`);
-        }
-        this.u8(Op.Method);
-        const at = this.beginPkg();
-        this.name(t.name);
-        this.u8(t.argCount | (t.serialized ? 8 : 0) | (t.syncLevel << 4));
         this.list(t.body);
         return this.endPkg(at, t.pkgLenBytes);
       }

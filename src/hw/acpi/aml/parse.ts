@@ -118,6 +118,11 @@ function parseBody(index: DeclarationIndex, body: Uint8Array, options: ParseOpti
  * Terms that ACPICA's disassembler takes as arguments of an unknown method called as a
  * statement: data, locals and args, names, calls, RefOf, and operators with no target.
  */
+/** Adds the PkgLength width the original used when it was longer than needed (`w` > 0). */
+function withWidth<T extends object>(t: T, w: number): T {
+  return w === 0 ? t : { ...t, pkgLenBytes: w as PkgLengthWidth };
+}
+
 function isArgLike(t: Term): boolean {
   switch (t.kind) {
     case 'Integer':
@@ -195,30 +200,38 @@ const CREATE_BY_OP: Partial<Record<number, CreateSizedFieldKind>> = {
   0x8f: 'CreateQWordField',
 };
 
-// NameSegs repeat endlessly (_SB_, PCI0, Local names); intern them by their 4 bytes.
-const segCache = new Map<number, string>();
-function segAt(b: Uint8Array, p: number): string {
-  const key = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
-  let s = segCache.get(key);
-  if (s === undefined) {
-    s = String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!);
-    if (segCache.size >= 1 << 16) segCache.clear();
-    segCache.set(key, s);
-  }
-  return s;
+// NameSegs repeat endlessly (_SB_, PCI0, Local names): intern each one, together with the
+// NameString, reference and zero-argument call a lone segment makes, keyed by its bytes.
+interface SegEntry {
+  readonly seg: string;
+  readonly name: NameString;
+  readonly ref: Term;
+  readonly call0: Term;
 }
-
-// Most names are one relative segment; share one frozen NameString per distinct segment.
-const simpleNameCache = new Map<number, NameString>();
-function simpleName(b: Uint8Array, p: number): NameString {
-  const key = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
-  let n = simpleNameCache.get(key);
-  if (n === undefined) {
-    n = Object.freeze({ root: false, parents: 0, segs: Object.freeze([segAt(b, p)]) });
-    if (simpleNameCache.size >= 1 << 16) simpleNameCache.clear();
-    simpleNameCache.set(key, n);
+// 7 bits per character keeps the key a small integer (cheap Map key); other bytes go to a
+// second map keyed by all 32 bits.
+const asciiSegs = new Map<number, SegEntry>();
+const otherSegs = new Map<number, SegEntry>();
+function segEntry(b: Uint8Array, p: number): SegEntry {
+  const c0 = b[p]!;
+  const c1 = b[p + 1]!;
+  const c2 = b[p + 2]!;
+  const c3 = b[p + 3]!;
+  const ascii = ((c0 | c1 | c2 | c3) & 0x80) === 0;
+  const map = ascii ? asciiSegs : otherSegs;
+  const key = ascii ? (c0 << 21) | (c1 << 14) | (c2 << 7) | c3 : (c0 | (c1 << 8) | (c2 << 16) | (c3 << 24)) >>> 0;
+  let e = map.get(key);
+  if (e === undefined) {
+    const seg = String.fromCharCode(c0, c1, c2, c3);
+    const name: NameString = Object.freeze({ root: false, parents: 0, segs: Object.freeze([seg]) });
+    e = { seg, name, ref: Object.freeze({ kind: 'NamePath', name }), call0: Object.freeze({ kind: 'MethodCall', name, args: NO_TERMS }) };
+    if (map.size >= 1 << 16) map.clear();
+    map.set(key, e);
   }
-  return n;
+  return e;
+}
+function segAt(b: Uint8Array, p: number): string {
+  return segEntry(b, p).seg;
 }
 
 function latin1(b: Uint8Array, start: number, end: number): string {
@@ -397,7 +410,7 @@ class Parser {
       if (p + 4 > end) throw this.fail('truncated name segment', start);
       if (!root && parents === 0) {
         this.pos = p + 4;
-        return simpleName(b, p);
+        return segEntry(b, p).name;
       }
       segs = [segAt(b, p)];
       p += 4;
@@ -504,10 +517,20 @@ class Parser {
 
   nameTerm(allowCall: boolean): Term {
     const at = this.pos;
-    const name = this.nameString();
-    if (!allowCall) return { kind: 'NamePath', name };
+    const b = this.b;
+    let entry: SegEntry | undefined;
+    let name: NameString;
+    if (isLeadNameChar(b[at]!) && at + 4 <= this.end) {
+      entry = segEntry(b, at);
+      name = entry.name;
+      this.pos = at + 4;
+    } else {
+      name = this.nameString();
+    }
+    if (!allowCall) return entry?.ref ?? { kind: 'NamePath', name };
     const node = this.index.lookup(this.scope, name);
     if (node === undefined) {
+      // A fresh object, so termList can tell this very reference by identity.
       const ref: Term = { kind: 'NamePath', name };
       if (!this.declareOnly && name.segs.length > 0) {
         this.unresolved.push({ name: formatName(name), scope: this.scope.path, offset: this.base + at });
@@ -519,8 +542,8 @@ class Parser {
     if (node.source === 'guessed' && !this.declareOnly) {
       this.unresolved.push({ name: formatName(name), scope: this.scope.path, offset: this.base + at, guessedArgs: arity });
     }
-    if (arity < 0) return { kind: 'NamePath', name };
-    if (arity === 0) return { kind: 'MethodCall', name, args: NO_TERMS };
+    if (arity < 0) return entry?.ref ?? { kind: 'NamePath', name };
+    if (arity === 0) return entry?.call0 ?? { kind: 'MethodCall', name, args: NO_TERMS };
     const args: Term[] = [];
     for (let i = 0; i < arity; i++) {
       if (this.pos >= this.end) {
@@ -630,26 +653,12 @@ class Parser {
       case Op.Mid:
         return { kind: 'Mid', source: this.arg(), index: this.arg(), length: this.arg(), target: this.target() };
       case Op.If:
-        return this.ifElse(start);
+        return this.ifElse();
       case Op.While: {
         const end = this.pkgEnd();
         const w = this.pkgWidth;
-        const saveEnd = this.end;
-        this.end = end;
-        let predicate: Term = ZERO;
-        let body: readonly Term[] = NO_TERMS;
-        if (this.declareOnly) {
-          const r = this.guarded(end, () => this.arg());
-          if (r !== undefined) {
-            predicate = r;
-            body = this.body(end);
-          }
-        } else {
-          predicate = this.arg();
-          body = this.termList(end);
-        }
-        this.end = saveEnd;
-        return w === 0 ? { kind: 'While', predicate, body } : { kind: 'While', predicate, body, pkgLenBytes: w as PkgLengthWidth };
+        const { predicate, body } = this.predicateAndBody(end);
+        return withWidth({ kind: 'While', predicate, body }, w);
       }
       case Op.Else:
         throw this.fail('Else without a preceding If', start);
@@ -703,10 +712,8 @@ class Parser {
     }
   }
 
-  ifElse(start: number): Term {
-    void start;
-    const end = this.pkgEnd();
-    const w = this.pkgWidth;
+  /** If and While: the predicate and body after the PkgLength that ends at `end`. */
+  predicateAndBody(end: number): { predicate: Term; body: readonly Term[] } {
     const saveEnd = this.end;
     this.end = end;
     let predicate: Term = ZERO;
@@ -722,18 +729,30 @@ class Parser {
       body = this.termList(end);
     }
     this.end = saveEnd;
+    return { predicate, body };
+  }
+
+  ifElse(): Term {
+    const end = this.pkgEnd();
+    const w = this.pkgWidth;
+    const { predicate, body } = this.predicateAndBody(end);
     if (this.pos < this.end && this.b[this.pos] === Op.Else) {
       this.pos++;
       const elseEnd = this.pkgEnd();
       const ew = this.pkgWidth;
-      const elseBody = this.body(elseEnd);
-      this.end = saveEnd;
-      const clause = ew === 0 ? { body: elseBody } : { body: elseBody, pkgLenBytes: ew as PkgLengthWidth };
-      return w === 0
-        ? { kind: 'If', predicate, body, else: clause }
-        : { kind: 'If', predicate, body, else: clause, pkgLenBytes: w as PkgLengthWidth };
+      const clause = withWidth({ body: this.body(elseEnd) }, ew);
+      return withWidth({ kind: 'If', predicate, body, else: clause }, w);
     }
-    return w === 0 ? { kind: 'If', predicate, body } : { kind: 'If', predicate, body, pkgLenBytes: w as PkgLengthWidth };
+    return withWidth({ kind: 'If', predicate, body }, w);
+  }
+
+  /** Parses a body with `node` as the current scope. */
+  bodyIn(node: DeclNode, end: number): readonly Term[] {
+    const saveScope = this.scope;
+    this.scope = node;
+    const body = this.body(end);
+    this.scope = saveScope;
+    return body;
   }
 
   scoped(kind: 'Scope' | 'Device' | 'ThermalZone'): Term {
@@ -743,12 +762,9 @@ class Parser {
     this.end = end;
     const name = this.nameString();
     const node = this.index.declare(this.scope, name, kind === 'Scope' ? DeclarationIndex.SCOPE : DeclarationIndex.OBJECT);
-    const saveScope = this.scope;
-    this.scope = node;
-    const body = this.body(end);
-    this.scope = saveScope;
+    const body = this.bodyIn(node, end);
     this.end = saveEnd;
-    return w === 0 ? { kind, name, body } : { kind, name, body, pkgLenBytes: w as PkgLengthWidth };
+    return withWidth({ kind, name, body }, w);
   }
 
   method(): Term {
@@ -773,7 +789,7 @@ class Parser {
     }
     this.end = saveEnd;
     const m = { kind: 'Method', name, argCount: flags & 7, serialized: (flags & 8) !== 0, syncLevel: flags >> 4, body } as const;
-    return w === 0 ? m : { ...m, pkgLenBytes: w as PkgLengthWidth };
+    return withWidth(m, w);
   }
 
   buffer(): BufferTerm {
@@ -785,7 +801,7 @@ class Parser {
     const data = this.b.subarray(this.declareOnly ? end : this.pos, end);
     this.pos = end;
     this.end = saveEnd;
-    return w === 0 ? { kind: 'Buffer', size, data } : { kind: 'Buffer', size, data, pkgLenBytes: w as PkgLengthWidth };
+    return withWidth<BufferTerm>({ kind: 'Buffer', size, data }, w);
   }
 
   pkg(op: number): Term {
@@ -804,14 +820,9 @@ class Parser {
       elements = out;
     }
     this.end = saveEnd;
-    if (typeof count === 'number') {
-      return w === 0
-        ? { kind: 'Package', count, elements }
-        : { kind: 'Package', count, elements, pkgLenBytes: w as PkgLengthWidth };
-    }
-    return w === 0
-      ? { kind: 'VarPackage', count, elements }
-      : { kind: 'VarPackage', count, elements, pkgLenBytes: w as PkgLengthWidth };
+    return typeof count === 'number'
+      ? withWidth({ kind: 'Package', count, elements }, w)
+      : withWidth({ kind: 'VarPackage', count, elements }, w);
   }
 
   fieldList(end: number): FieldElement[] {
@@ -825,7 +836,7 @@ class Parser {
           this.pos++;
           const bits = this.pkgValue();
           const w = this.pkgWidth;
-          out.push(w === 0 ? { kind: 'ReservedField', bits } : { kind: 'ReservedField', bits, pkgLenBytes: w as PkgLengthWidth });
+          out.push(withWidth({ kind: 'ReservedField', bits }, w));
           break;
         }
         case 0x01: {
@@ -861,7 +872,7 @@ class Parser {
           const bits = this.pkgValue();
           const w = this.pkgWidth;
           if (this.declaring()) this.index.declareSeg(this.scope, name);
-          out.push(w === 0 ? { kind: 'NamedField', name, bits } : { kind: 'NamedField', name, bits, pkgLenBytes: w as PkgLengthWidth });
+          out.push(withWidth({ kind: 'NamedField', name, bits }, w));
         }
       }
     }
@@ -955,7 +966,7 @@ class Parser {
         const elements = this.fieldList(end);
         this.end = saveEnd;
         const t = { kind: 'Field', region, flags, elements } as const;
-        return w === 0 ? t : { ...t, pkgLenBytes: w as PkgLengthWidth };
+        return withWidth(t, w);
       }
       case Op.IndexField: {
         const end = this.pkgEnd();
@@ -968,7 +979,7 @@ class Parser {
         const elements = this.fieldList(end);
         this.end = saveEnd;
         const t = { kind: 'IndexField', index, data, flags, elements } as const;
-        return w === 0 ? t : { ...t, pkgLenBytes: w as PkgLengthWidth };
+        return withWidth(t, w);
       }
       case Op.BankField: {
         const end = this.pkgEnd();
@@ -982,7 +993,7 @@ class Parser {
         const elements = this.fieldList(end);
         this.end = saveEnd;
         const t = { kind: 'BankField', region, bank, bankValue, flags, elements } as const;
-        return w === 0 ? t : { ...t, pkgLenBytes: w as PkgLengthWidth };
+        return withWidth(t, w);
       }
       case Op.Device:
         return this.scoped('Device');
@@ -997,14 +1008,9 @@ class Parser {
         const procId = this.u8('processor id');
         const pblkAddress = this.u32('processor block address');
         const pblkLength = this.u8('processor block length');
-        const node = this.index.declare(this.scope, name, DeclarationIndex.OBJECT);
-        const saveScope = this.scope;
-        this.scope = node;
-        const body = this.body(end);
-        this.scope = saveScope;
+        const body = this.bodyIn(this.index.declare(this.scope, name, DeclarationIndex.OBJECT), end);
         this.end = saveEnd;
-        const t = { kind: 'Processor', name, procId, pblkAddress, pblkLength, body } as const;
-        return w === 0 ? t : { ...t, pkgLenBytes: w as PkgLengthWidth };
+        return withWidth({ kind: 'Processor', name, procId, pblkAddress, pblkLength, body }, w);
       }
       case Op.PowerRes: {
         const end = this.pkgEnd();
@@ -1014,14 +1020,9 @@ class Parser {
         const name = this.nameString();
         const systemLevel = this.u8('power resource system level');
         const resourceOrder = this.u16('power resource order');
-        const node = this.index.declare(this.scope, name, DeclarationIndex.OBJECT);
-        const saveScope = this.scope;
-        this.scope = node;
-        const body = this.body(end);
-        this.scope = saveScope;
+        const body = this.bodyIn(this.index.declare(this.scope, name, DeclarationIndex.OBJECT), end);
         this.end = saveEnd;
-        const t = { kind: 'PowerResource', name, systemLevel, resourceOrder, body } as const;
-        return w === 0 ? t : { ...t, pkgLenBytes: w as PkgLengthWidth };
+        return withWidth({ kind: 'PowerResource', name, systemLevel, resourceOrder, body }, w);
       }
       case Op.DataRegion: {
         const name = this.nameString();

@@ -592,15 +592,10 @@ export function encodeResource(r: Resource): Uint8Array {
       return large(LARGE.ExtendedInterrupt, o);
     case 'GpioInt':
     case 'GpioIo': {
-      // Canonical layout: pin table right after the fixed part, then the name, then vendor data.
-      const pinsAt = 3 + 20;
-      const nameAt = pinsAt + 2 * r.pins.length;
-      const vendorAt = nameAt + r.source.name.length + 1;
+      const [pinsAt, nameAt, vendorAt] = layout(20, r.pins, [r.source.name]);
       o.u8(r.revision).u8(r.type === 'GpioInt' ? 0 : 1).u16(r.flags).u16(r.intFlags).u8(r.pinConfig).u16(r.driveStrength);
-      o.u16(r.debounceTimeout).u16(pinsAt).u8(r.source.index).u16(nameAt).u16(vendorAt).u16(r.vendorData.length);
-      for (const p of r.pins) o.u16(p);
-      o.str(r.source.name).data(r.vendorData);
-      return large(LARGE.Gpio, o);
+      o.u16(r.debounceTimeout).u16(pinsAt!).u8(r.source.index).u16(nameAt!).u16(vendorAt!).u16(r.vendorData.length);
+      return large(LARGE.Gpio, tail(o, r.pins, [r.source.name], r.vendorData));
     }
     case 'I2cSerialBus':
     case 'SpiSerialBus':
@@ -618,49 +613,33 @@ export function encodeResource(r: Resource): Uint8Array {
       return large(LARGE.SerialBus, o);
     }
     case 'PinFunction': {
-      const pinsAt = 3 + 15;
-      const nameAt = pinsAt + 2 * r.pins.length;
-      const vendorAt = nameAt + r.source.name.length + 1;
-      o.u8(r.revision).u16(r.flags).u8(r.pull).u16(r.functionNumber).u16(pinsAt).u8(r.source.index).u16(nameAt).u16(vendorAt);
+      const [pinsAt, nameAt, vendorAt] = layout(15, r.pins, [r.source.name]);
+      o.u8(r.revision).u16(r.flags).u8(r.pull).u16(r.functionNumber).u16(pinsAt!).u8(r.source.index).u16(nameAt!).u16(vendorAt!);
       o.u16(r.vendorData.length);
-      for (const p of r.pins) o.u16(p);
-      o.str(r.source.name).data(r.vendorData);
-      return large(LARGE.PinFunction, o);
+      return large(LARGE.PinFunction, tail(o, r.pins, [r.source.name], r.vendorData));
     }
     case 'PinConfig': {
-      const pinsAt = 3 + 17;
-      const nameAt = pinsAt + 2 * r.pins.length;
-      const vendorAt = nameAt + r.source.name.length + 1;
-      o.u8(r.revision).u16(r.flags).u8(r.configType).u32(r.configValue).u16(pinsAt).u8(r.source.index).u16(nameAt).u16(vendorAt);
+      const [pinsAt, nameAt, vendorAt] = layout(17, r.pins, [r.source.name]);
+      o.u8(r.revision).u16(r.flags).u8(r.configType).u32(r.configValue).u16(pinsAt!).u8(r.source.index).u16(nameAt!).u16(vendorAt!);
       o.u16(r.vendorData.length);
-      for (const p of r.pins) o.u16(p);
-      o.str(r.source.name).data(r.vendorData);
-      return large(LARGE.PinConfig, o);
+      return large(LARGE.PinConfig, tail(o, r.pins, [r.source.name], r.vendorData));
     }
     case 'PinGroup': {
-      const pinsAt = 3 + 11;
-      const labelAt = pinsAt + 2 * r.pins.length;
-      const vendorAt = labelAt + r.label.length + 1;
-      o.u8(r.revision).u16(r.flags).u16(pinsAt).u16(labelAt).u16(vendorAt).u16(r.vendorData.length);
-      for (const p of r.pins) o.u16(p);
-      o.str(r.label).data(r.vendorData);
-      return large(LARGE.PinGroup, o);
+      const [pinsAt, labelAt, vendorAt] = layout(11, r.pins, [r.label]);
+      o.u8(r.revision).u16(r.flags).u16(pinsAt!).u16(labelAt!).u16(vendorAt!).u16(r.vendorData.length);
+      return large(LARGE.PinGroup, tail(o, r.pins, [r.label], r.vendorData));
     }
     case 'PinGroupFunction': {
-      const nameAt = 3 + 14;
-      const labelAt = nameAt + r.source.name.length + 1;
-      const vendorAt = labelAt + r.label.length + 1;
-      o.u8(r.revision).u16(r.flags).u16(r.functionNumber).u8(r.source.index).u16(nameAt).u16(labelAt).u16(vendorAt);
-      o.u16(r.vendorData.length).str(r.source.name).str(r.label).data(r.vendorData);
-      return large(LARGE.PinGroupFunction, o);
+      const [, nameAt, labelAt, vendorAt] = layout(14, [], [r.source.name, r.label]);
+      o.u8(r.revision).u16(r.flags).u16(r.functionNumber).u8(r.source.index).u16(nameAt!).u16(labelAt!).u16(vendorAt!);
+      o.u16(r.vendorData.length);
+      return large(LARGE.PinGroupFunction, tail(o, [], [r.source.name, r.label], r.vendorData));
     }
     case 'PinGroupConfig': {
-      const nameAt = 3 + 17;
-      const labelAt = nameAt + r.source.name.length + 1;
-      const vendorAt = labelAt + r.label.length + 1;
-      o.u8(r.revision).u16(r.flags).u8(r.configType).u32(r.configValue).u8(r.source.index).u16(nameAt).u16(labelAt).u16(vendorAt);
-      o.u16(r.vendorData.length).str(r.source.name).str(r.label).data(r.vendorData);
-      return large(LARGE.PinGroupConfig, o);
+      const [, nameAt, labelAt, vendorAt] = layout(17, [], [r.source.name, r.label]);
+      o.u8(r.revision).u16(r.flags).u8(r.configType).u32(r.configValue).u8(r.source.index).u16(nameAt!).u16(labelAt!).u16(vendorAt!);
+      o.u16(r.vendorData.length);
+      return large(LARGE.PinGroupConfig, tail(o, [], [r.source.name, r.label], r.vendorData));
     }
     case 'ClockInput':
       o.u8(r.revision).u16(r.flags).u16(r.divisor).u32(r.numerator);
@@ -669,6 +648,28 @@ export function encodeResource(r: Resource): Uint8Array {
     case 'Unknown':
       return r.tag >= 0x80 ? large(r.tag, o.data(r.data)) : small(r.tag >> 3, o.data(r.data));
   }
+}
+
+/**
+ * Offsets from the descriptor's first byte of the canonical layout of the pin and GPIO
+ * descriptors: the pin table right after the `fixedBody` bytes, then each string, then the
+ * vendor data. Returns [pins, ...strings, vendor].
+ */
+function layout(fixedBody: number, pins: readonly number[], strings: readonly string[]): number[] {
+  const at = [3 + fixedBody];
+  let next = at[0]! + 2 * pins.length;
+  for (const s of strings) {
+    at.push(next);
+    next += s.length + 1;
+  }
+  at.push(next);
+  return at;
+}
+
+function tail(o: Out, pins: readonly number[], strings: readonly string[], vendorData: Uint8Array): Out {
+  for (const p of pins) o.u16(p);
+  for (const s of strings) o.str(s);
+  return o.data(vendorData);
 }
 
 function generalFlags(r: { producer: boolean; subtractive: boolean; minFixed: boolean; maxFixed: boolean }): number {

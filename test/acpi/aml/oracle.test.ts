@@ -72,4 +72,5 @@ test('declared objects and method calls match iasl -d for every fixture table', 
   assert.ok(compared >= 80, `compared ${compared} tables`);
   assert.ok(fullCalls >= 55, `${fullCalls} tables compared with iasl knowing every table`);
   assert.ok(objects > 15_000, `${objects} objects compared`);
+  process.stdout.write(`compared ${objects} declared objects in ${compared} tables (${fullCalls} with every table known to iasl)\n`);
 });

@@ -26,9 +26,11 @@ import type {
  * TermArg position whether it is a reference or a call, and how many arguments follow.
  *
  * Names the second pass cannot resolve are parsed as references (a call with zero arguments
- * encodes identically), and listed in `AmlTree.unresolved` with their offsets: if one of them
- * is really a method taking arguments in a table that was not supplied, the terms after it
- * are misread, so callers should pass every table of a machine together (parseAmlTables).
+ * encodes identically), and listed in `AmlTree.unresolved` with their offsets; one standing
+ * alone as a statement is taken as a call with the value-like terms after it as arguments,
+ * as iasl does (see termList). If an unresolved name is really a method taking arguments in a
+ * table that was not supplied, the terms after it are misread (the bytes still re-encode
+ * exactly), so callers should pass every table of a machine together (parseAmlTables).
  */
 
 export interface ParseOptions {
@@ -114,15 +116,15 @@ function parseBody(index: DeclarationIndex, body: Uint8Array, options: ParseOpti
   return { table: p.table, baseOffset: p.base, terms, unresolved: p.unresolved };
 }
 
-/**
- * Terms that ACPICA's disassembler takes as arguments of an unknown method called as a
- * statement: data, locals and args, names, calls, RefOf, and operators with no target.
- */
 /** Adds the PkgLength width the original used when it was longer than needed (`w` > 0). */
 function withWidth<T extends object>(t: T, w: number): T {
   return w === 0 ? t : { ...t, pkgLenBytes: w as PkgLengthWidth };
 }
 
+/**
+ * Terms that ACPICA's disassembler takes as arguments of an unknown method called as a
+ * statement: data, locals and args, names, calls, RefOf, and operators with no target.
+ */
 function isArgLike(t: Term): boolean {
   switch (t.kind) {
     case 'Integer':

@@ -297,6 +297,37 @@ class Writer {
   }
 
   term(t: Term): void {
+    // Leaves are half of all terms: write them without the general dispatch.
+    const k = t.kind;
+    if (k === 'Integer') {
+      const v = t.value;
+      switch (t.enc) {
+        case 'zero':
+          if (v === 0n) return this.u8(Op.Zero);
+          break;
+        case 'one':
+          if (v === 1n) return this.u8(Op.One);
+          break;
+        case 'byte':
+          if (v >= 0n && v <= 0xffn) {
+            this.ensure(2);
+            this.buf[this.len++] = Op.BytePrefix;
+            this.buf[this.len++] = Number(v);
+            return;
+          }
+          break;
+        default:
+          break;
+      }
+      return this.integer(t);
+    }
+    if (k === 'Local' || k === 'Arg') return this.termInner(t);
+    if (k === 'NamePath') {
+      const n = t.name;
+      const segs = n.segs;
+      if (segs.length === 1 && !n.root && n.parents === 0 && n.multi !== true) return this.seg(segs[0]!);
+      return this.name(n);
+    }
     if (++this.depth > this.maxDepth) throw new AmlEncodeError(`terms nested deeper than ${this.maxDepth} levels`);
     this.termInner(t);
     this.depth--;

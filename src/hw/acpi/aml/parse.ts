@@ -258,6 +258,8 @@ class Parser {
   end: number;
   depth = 0;
   scope: DeclNode;
+  /** Scratch space for the lists being built (see termList). */
+  readonly stack: Term[] = [];
   /** The last name found in no table, so termList can tell a statement-level one. */
   lastUnresolved: Term | undefined;
   /** Argument counts guessed for unknown names used as statements. */
@@ -428,13 +430,16 @@ class Parser {
   termList(end: number): Term[] {
     const saveEnd = this.end;
     this.end = end;
-    const out: Term[] = [];
+    // Terms collect on a shared stack and leave it as one exact-size array: fewer and smaller
+    // allocations than growing an array per list.
+    const stack = this.stack;
+    const base = stack.length;
     let next: Term | undefined;
     while (next !== undefined || this.pos < end) {
       const t = next ?? this.term(true);
       next = undefined;
       if (t !== this.lastUnresolved || t.kind !== 'NamePath') {
-        out.push(t);
+        stack.push(t);
         continue;
       }
       // An unknown name standing alone as a statement can only be a call (a bare reference
@@ -452,9 +457,11 @@ class Parser {
       this.guesses.push({ scope: this.scope, name: t.name, argCount: args.length });
       const u = this.unresolved[this.unresolved.length - 1];
       if (u !== undefined) this.unresolved[this.unresolved.length - 1] = { ...u, guessedArgs: args.length };
-      out.push({ kind: 'MethodCall', name: t.name, args });
+      stack.push({ kind: 'MethodCall', name: t.name, args });
     }
     this.end = saveEnd;
+    const out = stack.slice(base);
+    stack.length = base;
     return out;
   }
 
@@ -467,10 +474,12 @@ class Parser {
     const saveEnd = this.end;
     const saveDepth = this.depth;
     const saveScope = this.scope;
+    const saveStack = this.stack.length;
     try {
       return this.termList(end);
     } catch (err) {
       if (!(err instanceof AmlParseError)) throw err;
+      this.stack.length = saveStack;
       this.skippedBlocks++;
       this.end = saveEnd;
       this.depth = saveDepth;
@@ -546,13 +555,16 @@ class Parser {
     }
     if (arity < 0) return entry?.ref ?? { kind: 'NamePath', name };
     if (arity === 0) return entry?.call0 ?? { kind: 'MethodCall', name, args: NO_TERMS };
-    const args: Term[] = [];
+    const stack = this.stack;
+    const base = stack.length;
     for (let i = 0; i < arity; i++) {
       if (this.pos >= this.end) {
         throw this.fail(`call of ${formatName(name)} (${arity} arguments) ends after ${i} argument(s)`, at);
       }
-      args.push(this.term(true));
+      stack.push(this.term(true));
     }
+    const args = stack.slice(base);
+    stack.length = base;
     return { kind: 'MethodCall', name, args };
   }
 
@@ -702,10 +714,12 @@ class Parser {
   guarded<T>(end: number, fn: () => T): T | undefined {
     const saveEnd = this.end;
     const saveDepth = this.depth;
+    const saveStack = this.stack.length;
     try {
       return fn();
     } catch (err) {
       if (!(err instanceof AmlParseError)) throw err;
+      this.stack.length = saveStack;
       this.skippedBlocks++;
       this.end = saveEnd;
       this.depth = saveDepth;
@@ -817,9 +831,11 @@ class Parser {
       this.pos = end;
     } else {
       count = op === Op.Package ? this.u8('package element count') : this.arg();
-      const out: Term[] = [];
-      while (this.pos < end) out.push(this.ref());
-      elements = out;
+      const stack = this.stack;
+      const base = stack.length;
+      while (this.pos < end) stack.push(this.ref());
+      elements = stack.slice(base);
+      stack.length = base;
     }
     this.end = saveEnd;
     return typeof count === 'number'

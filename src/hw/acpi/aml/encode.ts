@@ -49,18 +49,27 @@ function checkIndex(index: number, max: number, what: string): number {
   return index;
 }
 
+// One scratch buffer for all encodes (they are synchronous and copy their result out), so a
+// small table does not pay for zeroing a fresh 64 KiB.
+let scratch: Uint8Array | undefined = new Uint8Array(1 << 16);
+
 class Writer {
-  buf = new Uint8Array(1 << 16);
+  buf: Uint8Array;
   len = 0;
   depth = 0;
   readonly maxDepth: number;
 
   constructor(maxDepth: number) {
     this.maxDepth = maxDepth;
+    // Taken while in use, in case an encode ever runs inside another.
+    this.buf = scratch ?? new Uint8Array(1 << 16);
+    scratch = undefined;
   }
 
   result(): Uint8Array {
-    return this.buf.slice(0, this.len);
+    const out = this.buf.slice(0, this.len);
+    scratch = this.buf;
+    return out;
   }
 
   ensure(n: number): void {

@@ -239,7 +239,8 @@ function segAt(b: Uint8Array, p: number): string {
 function latin1(b: Uint8Array, start: number, end: number): string {
   let s = '';
   for (let p = start; p < end; p += 4096) {
-    s += String.fromCharCode(...b.subarray(p, Math.min(end, p + 4096)));
+    // apply() takes the typed array as it is (spreading it would build an array first).
+    s += String.fromCharCode.apply(null, b.subarray(p, Math.min(end, p + 4096)) as unknown as number[]);
   }
   return s;
 }

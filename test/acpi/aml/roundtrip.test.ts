@@ -29,6 +29,38 @@ test('every fixture DSDT and SSDT re-encodes byte for byte', (t) => {
   assert.ok(tables >= 80 && bytes > 800_000, `covered ${tables} tables, ${bytes} bytes`);
 });
 
+test('every fixture table parsed alone (no other tables known) still re-encodes byte for byte', (t) => {
+  if (!skipUnlessCommand(t, 'acpixtract', 'acpica-tools')) return;
+  let guessed = 0;
+  for (const m of allMachines()) {
+    for (const x of m.tables) {
+      const tree = parseAml(x.body, { table: `${m.name}/${x.label}`, baseOffset: HEADER_LENGTH });
+      assert.ok(Buffer.from(encodeAml(tree.terms)).equals(Buffer.from(x.body)), tree.table);
+      guessed += tree.unresolved.filter((u) => u.guessedArgs !== undefined).length;
+    }
+  }
+  assert.ok(guessed > 50, `${guessed} statement-level calls of unknown methods had their arguments guessed`);
+});
+
+test('a guess contradicted elsewhere in the table falls back to the first parse', () => {
+  // Method (MAIN) { FOO (One, 0x02)  If (One) { Store (FOO, Local0) } }, FOO declared nowhere:
+  // the statement-level use suggests 2 arguments, the use inside If leaves room for none.
+  const body = [
+    0x14, 0x16, 0x4d, 0x41, 0x49, 0x4e, 0x00, // Method (MAIN, 0) { ... }
+    0x46, 0x4f, 0x4f, 0x5f, 0x01, 0x0a, 0x02, // FOO_ One 0x02
+    0xa0, 0x08, 0x01, 0x70, 0x46, 0x4f, 0x4f, 0x5f, 0x60, // If (One) { Store (FOO_, Local0) }
+  ];
+  const tree = parseAml(Uint8Array.from(body), { table: 'SSDT' });
+  assert.deepEqual(encodeAml(tree.terms), Uint8Array.from(body));
+  const method = tree.terms[0]!;
+  assert.ok(method.kind === 'Method');
+  assert.equal(method.body[0]?.kind, 'MethodCall');
+  assert.deepEqual(tree.unresolved.map((u) => [u.name, u.guessedArgs]), [['FOO_', 2], ['FOO_', undefined]]);
+  // The guess did not leak: a later parse sees FOO as unknown again.
+  const again = parseAml(Uint8Array.from(body.slice(14)), { table: 'SSDT' });
+  assert.equal(again.terms[0]?.kind, 'If');
+});
+
 test('a table parsed alone still round-trips, with its unknown names reported', (t) => {
   if (!skipUnlessCommand(t, 'acpixtract', 'acpica-tools')) return;
   const m = allMachines().find((x) => x.name.includes('thinkpad-x230'))!;

@@ -152,6 +152,37 @@ export class DeclarationIndex {
   }
 
   /**
+   * Like declare(), for a guess that must not outlive one table's parse: returns a function
+   * that restores the index as it was (removing nodes the declaration created).
+   */
+  declareTentatively(scope: DeclNode, name: NameString, what: DeclKind): () => void {
+    // Find the deepest node of the path that exists already; everything below it is new.
+    let start: DeclNode | null = name.root ? this.root : scope;
+    for (let i = 0; i < name.parents && start !== null; i++) start = start.parent;
+    if (start === null) return () => undefined;
+    let existing: DeclNode = start;
+    let depth = 0;
+    for (const seg of name.segs) {
+      const c: DeclNode | undefined = existing.child(seg);
+      if (c === undefined) break;
+      existing = c;
+      depth++;
+    }
+    const complete = depth === name.segs.length;
+    const saved = { arity: existing.arity, source: existing.source };
+    const firstNew = complete ? undefined : name.segs[depth]!;
+    const anchor = existing;
+    this.declare(scope, name, what);
+    return () => {
+      if (firstNew !== undefined) anchor.children?.delete(firstNew);
+      else {
+        anchor.arity = saved.arity;
+        anchor.source = saved.source;
+      }
+    };
+  }
+
+  /**
    * ACPI name resolution (ACPI 6.5 section 5.3): a single-segment relative name is looked up in
    * `scope` and then in each parent up to the root; any other name is resolved exactly.
    */

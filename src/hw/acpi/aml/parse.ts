@@ -104,16 +104,22 @@ export function collectDeclarations(index: DeclarationIndex, body: Uint8Array, o
 }
 
 function parseBody(index: DeclarationIndex, body: Uint8Array, options: ParseOptions): AmlTree {
-  let p = new Parser(body, options, index, false);
-  let terms = p.topLevel();
-  if (p.guesses.length > 0) {
-    // As iasl does: record the guesses as External declarations and parse again, so every
-    // other use of the same name is read with the same argument count.
-    for (const g of p.guesses) index.declare(g.scope, g.name, { kind: 'guess', argCount: g.argCount });
-    p = new Parser(body, options, index, false);
-    terms = p.topLevel();
+  const first = new Parser(body, options, index, false);
+  const terms = first.topLevel();
+  if (first.guesses.length === 0) return { table: first.table, baseOffset: first.base, terms, unresolved: first.unresolved };
+  // As iasl does: treat the guesses as External declarations and parse again, so every other
+  // use of the same name reads the same argument count. The guesses hold for this table
+  // only, and if another use contradicts one (the reparse fails), the first parse stands.
+  const undo = first.guesses.map((g) => index.declareTentatively(g.scope, g.name, { kind: 'guess', argCount: g.argCount }));
+  try {
+    const again = new Parser(body, options, index, false);
+    return { table: again.table, baseOffset: again.base, terms: again.topLevel(), unresolved: again.unresolved };
+  } catch (err) {
+    if (!(err instanceof AmlParseError)) throw err;
+    return { table: first.table, baseOffset: first.base, terms, unresolved: first.unresolved };
+  } finally {
+    for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
   }
-  return { table: p.table, baseOffset: p.base, terms, unresolved: p.unresolved };
 }
 
 /** Adds the PkgLength width the original used when it was longer than needed (`w` > 0). */
@@ -263,6 +269,8 @@ class Parser {
   readonly stack: Term[] = [];
   /** The last name found in no table, so termList can tell a statement-level one. */
   lastUnresolved: Term | undefined;
+  /** Its index in `unresolved`. */
+  lastUnresolvedAt = -1;
   /** Argument counts guessed for unknown names used as statements. */
   readonly guesses: { scope: DeclNode; name: NameString; argCount: number }[] = [];
   /** Method bodies being parsed (second pass): declarations there are new to the index. */
@@ -446,6 +454,7 @@ class Parser {
       // An unknown name standing alone as a statement can only be a call (a bare reference
       // does nothing). Like ACPICA's disassembler, take the value-like terms after it as its
       // arguments: a value on its own as a statement would do nothing either.
+      const entry = this.lastUnresolvedAt;
       const args: Term[] = [];
       while (args.length < 7 && this.pos < end) {
         const u = this.term(true);
@@ -456,8 +465,8 @@ class Parser {
         args.push(u);
       }
       this.guesses.push({ scope: this.scope, name: t.name, argCount: args.length });
-      const u = this.unresolved[this.unresolved.length - 1];
-      if (u !== undefined) this.unresolved[this.unresolved.length - 1] = { ...u, guessedArgs: args.length };
+      const u = this.unresolved[entry];
+      if (u !== undefined) this.unresolved[entry] = { ...u, guessedArgs: args.length };
       stack.push({ kind: 'MethodCall', name: t.name, args });
     }
     this.end = saveEnd;
@@ -545,6 +554,7 @@ class Parser {
       // A fresh object, so termList can tell this very reference by identity.
       const ref: Term = { kind: 'NamePath', name };
       if (!this.declareOnly && name.segs.length > 0) {
+        this.lastUnresolvedAt = this.unresolved.length;
         this.unresolved.push({ name: formatName(name), scope: this.scope.path, offset: this.base + at });
         this.lastUnresolved = ref;
       }

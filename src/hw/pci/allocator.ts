@@ -5,7 +5,7 @@ import { bridgeWindows, setBridgeWindows, type Window } from './bridge.js';
 import { PciAllocationError } from './errors.js';
 import type { PciFunction } from './function.js';
 import { CMD_IO, CMD_MEMORY, COMMAND } from './regs.js';
-import { isBridge, type BusNode, type PciTopology } from './topology.js';
+import { forwardsConfig, isBridge, type BusNode, type PciTopology } from './topology.js';
 
 export type { Window } from './bridge.js';
 
@@ -122,6 +122,13 @@ export function allocateResources(topology: PciTopology, windows: GuestWindows, 
           },
         };
         needs[cls].push(item);
+      }
+      if (forwardsConfig(fn) && !isBridge(fn)) {
+        // CardBus windows are not modelled: placing what sits behind one could not be made consistent.
+        const behind = topology.secondaryBus(fn).functions().filter((f) => !f.hidden);
+        if (behind.length > 0) {
+          fail(`${fn.id} is a CardBus bridge with ${behind.map((f) => f.id).join(', ')} behind it; hvmpt does not allocate CardBus windows: hide those functions (pci.hide) or the bridge`);
+        }
       }
       if (isBridge(fn)) {
         const child = topology.secondaryBus(fn);

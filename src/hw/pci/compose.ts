@@ -7,8 +7,8 @@ import { buildEmulatedFunction, fakeBridgeSpec, type EmulatedFunctionSpec } from
 import { PciComposeError, PciError } from './errors.js';
 import type { PciFunction } from './function.js';
 import { buildRealFunction, type BarOverride, type CapabilityPolicy, type UnclaimedPolicy } from './real.js';
-import { DEVICE_ID, HEADER_TYPE, HEADER_TYPE_BRIDGE, PRIMARY_BUS, SECONDARY_BUS, SUBORDINATE_BUS, VENDOR_ID } from './regs.js';
-import { isBridge, PciTopology, type BusNode } from './topology.js';
+import { DEVICE_ID, HEADER_TYPE, HEADER_TYPE_BRIDGE, HEADER_TYPE_CARDBUS, PRIMARY_BUS, SECONDARY_BUS, SUBORDINATE_BUS, VENDOR_ID } from './regs.js';
+import { forwardsConfig, isBridge, PciTopology, type BusNode } from './topology.js';
 
 /** Where a plan puts a function: a slot on a root bus, or a slot behind a bridge (by name or captured address). */
 export type Location =
@@ -59,6 +59,11 @@ export interface FunctionPolicy {
 export interface ComposeInput {
   /** The captured machine the view starts from (none for a guest built from the plan alone). */
   readonly base?: Capture;
+  /**
+   * Devices the caller builds in code and places before anything the plan adds (the monitor's
+   * host bridge and ISA bridge). Hide rules never match them.
+   */
+  readonly chipset?: readonly PlacedEmulated[];
   readonly hide?: readonly HideRule[];
   readonly bridges?: readonly PlacedBridge[];
   readonly emulated?: readonly PlacedEmulated[];
@@ -198,7 +203,7 @@ export function composePci(input: ComposeInput, inputName = 'plan'): ComposedPci
   }
   for (const e of hiddenEntries) {
     topology.setHidden(e.fn, true);
-    if (isBridge(e.fn)) {
+    if (forwardsConfig(e.fn)) {
       const behind = topology.secondaryBus(e.fn).functions().filter((f) => !f.hidden);
       if (behind.length > 0) warnings.push(`hiding bridge ${e.fn.id} also hides the ${behind.length} function(s) behind it: ${behind.map((f) => f.id).join(', ')}`);
     }
@@ -217,6 +222,9 @@ export function composePci(input: ComposeInput, inputName = 'plan'): ComposedPci
     readonly make: () => { fn: PciFunction; entry: Omit<ComposedEntry, 'fn'> } | undefined;
   }
   const pending: Pending[] = [];
+  for (const e of input.chipset ?? []) {
+    pending.push({ name: e.name, at: e.at, path: e.path, make: () => ({ fn: buildEmulatedFunction(e.spec).fn, entry: { origin: 'plan', source: e.path } }) });
+  }
   for (const b of input.bridges ?? []) {
     pending.push({
       name: b.name,
@@ -390,7 +398,8 @@ function placeCaptured(topology: PciTopology, capture: Capture, built: ReadonlyM
   const key = (segment: number, bus: number): string => `${segment}:${bus}`;
   const parentOf = new Map<string, [CapturedFunction, PciFunction]>();
   for (const [c, fn] of items) {
-    if ((c.bytes[HEADER_TYPE]! & 0x7f) !== HEADER_TYPE_BRIDGE) continue;
+    const type = c.bytes[HEADER_TYPE]! & 0x7f;
+    if (type !== HEADER_TYPE_BRIDGE && type !== HEADER_TYPE_CARDBUS) continue;
     const sec = c.bytes[SECONDARY_BUS] ?? 0;
     if (sec === 0 || sec === c.bdf.bus) continue;
     const k = key(c.bdf.segment, sec);
@@ -451,7 +460,7 @@ export function renumberBuses(topology: PciTopology): void {
     const number = (bus: BusNode, n: number): void => {
       for (let devfn = 0; devfn < 256; devfn++) {
         const f = bus.visible(devfn);
-        if (f === undefined || !isBridge(f)) continue;
+        if (f === undefined || !forwardsConfig(f)) continue;
         if (free > end) throw new PciError(`out of bus numbers below root bus ${root.number.toString(16).padStart(2, '0')} (it may use up to ${end.toString(16).padStart(2, '0')})`, { input: f.id });
         const sec = free++;
         f.setStored(PRIMARY_BUS, 1, n);

@@ -8,6 +8,7 @@ import {
   COMMAND,
   HEADER_TYPE,
   HEADER_TYPE_BRIDGE,
+  HEADER_TYPE_CARDBUS,
   HEADER_TYPE_MULTIFUNCTION,
   INTERRUPT_LINE,
   INTERRUPT_PIN,
@@ -101,10 +102,12 @@ export function headerDescriptors(headerType: number): RegisterDescriptor[] {
       { offset: MIN_GNT, size: 2, emulated: 0, writable: 0 },
     );
   } else {
-    // CardBus and unknown header types: past the common part, read-only pass-through.
+    // CardBus and unknown header types: past the common part, read-only pass-through...
     for (let o = 0x10; o < 0x40; o += 4) {
       if (o !== CAPABILITY_LIST && o !== INTERRUPT_LINE) d.push({ offset: o, size: 4, emulated: 0, writable: 0 });
     }
+    // ...except a CardBus bridge's bus numbers, which route config cycles as a bridge's do.
+    if (type === HEADER_TYPE_CARDBUS) d.push({ offset: PRIMARY_BUS, size: 4, emulated: 0xffff_ffff, writable: 0xffff_ffff, reset: 0 });
   }
   return d;
 }

@@ -4,7 +4,7 @@ import type { BarLayout, BarMapping, BarMappingEvent } from './bars.js';
 import { PciError } from './errors.js';
 import type { FunctionHost, PciFunction } from './function.js';
 import { setMultifunction } from './header.js';
-import { HEADER_TYPE, HEADER_TYPE_BRIDGE, PRIMARY_BUS, SECONDARY_BUS, SUBORDINATE_BUS } from './regs.js';
+import { HEADER_TYPE, HEADER_TYPE_BRIDGE, HEADER_TYPE_CARDBUS, PRIMARY_BUS, SECONDARY_BUS, SUBORDINATE_BUS } from './regs.js';
 
 /** A bus: a root bus of a host bridge, or the secondary bus of a PCI-to-PCI bridge. */
 export class BusNode {
@@ -52,8 +52,18 @@ export class BusNode {
   }
 }
 
+/** A PCI-to-PCI bridge (header type 1): bus numbers and the three forwarding windows. */
 export function isBridge(fn: PciFunction): boolean {
   return (fn.getStored(HEADER_TYPE, 1) & 0x7f) === HEADER_TYPE_BRIDGE;
+}
+
+/**
+ * Forwards config cycles to a secondary bus: a PCI-to-PCI bridge, or a CardBus bridge (header
+ * type 2 keeps its bus numbers at the same offsets; its windows are its own and not modelled).
+ */
+export function forwardsConfig(fn: PciFunction): boolean {
+  const t = fn.getStored(HEADER_TYPE, 1) & 0x7f;
+  return t === HEADER_TYPE_BRIDGE || t === HEADER_TYPE_CARDBUS;
 }
 
 /** A BAR that is decoded now, for `mappings()`. */
@@ -124,7 +134,7 @@ function resolve(root: BusNode, bus: number, rootEnd: number, childOf: (bridge: 
     let next: BusNode | undefined;
     for (let devfn = 0; devfn < 256; devfn++) {
       const f = node.visible(devfn);
-      if (f === undefined || !isBridge(f)) continue;
+      if (f === undefined || !forwardsConfig(f)) continue;
       const sec = f.getStored(SECONDARY_BUS, 1);
       const sub = Math.min(f.getStored(SUBORDINATE_BUS, 1), hi);
       if (sec > n && sec <= bus && bus <= sub) {
@@ -193,7 +203,7 @@ export class PciTopology {
     fn.attach(seg, device, func);
     bus.slots[devfn] = fn;
     this.busOfFn.set(fn, bus);
-    if (isBridge(fn)) {
+    if (forwardsConfig(fn)) {
       this.children.set(fn, new BusNode(bus.segment, fn, bus));
       fn.watch(PRIMARY_BUS, 3, () => seg.routingChanged());
     }

@@ -16,7 +16,7 @@ import {
   SUBORDINATE_BUS,
   VENDOR_ID,
 } from './regs.js';
-import { isBridge, type BusNode } from './topology.js';
+import { forwardsConfig, isBridge, type BusNode } from './topology.js';
 
 /** Class names for the dump's device lines (lspci -F reads only the address; these are for people). */
 const CLASS_NAMES: ReadonlyMap<number, string> = new Map([
@@ -100,7 +100,8 @@ function barText(fn: PciFunction, b: BarLayout): string {
   const addr = fn.bars!.address(b);
   const mapped = fn.bars!.mappings().find((m) => m.layout === b)?.mapping ?? null;
   const name = b.index === 6 ? 'ROM' : `BAR${b.index}`;
-  return `${name} ${b.kind}${b.prefetchable ? ' pref' : ''} ${sizeText(b.size)} @ 0x${hex(addr, b.kind === 'io' ? 4 : 8)}${mapped === null ? ' (not decoded)' : ''}`;
+  const state = b.size === undefined ? ', size unknown (fixed)' : `, ${sizeText(b.size)}${mapped === null ? ' (not decoded)' : ''}`;
+  return `${name} ${b.kind}${b.prefetchable ? ' pref' : ''} @ 0x${hex(addr, b.kind === 'io' ? 4 : 8)}${state}`;
 }
 
 function windowText(w: Window | null, digits: number): string {
@@ -130,11 +131,14 @@ export function writeTree(c: ComposedPci): string {
       if (r !== undefined) {
         lines.push(`${sub}   INT${'ABCD'[r.pin - 1]} -> root slot ${hex(r.rootDevice, 2)} INT${'ABCD'[r.rootPin - 1]}, line ${fn.read(INTERRUPT_LINE, 1)}`);
       }
-      if (isBridge(fn)) {
-        const w = bridgeWindows(fn);
-        lines.push(
-          `${sub}   bus ${hex(fn.read(PRIMARY_BUS, 1), 2)} -> [${hex(fn.read(SECONDARY_BUS, 1), 2)}-${hex(fn.read(SUBORDINATE_BUS, 1), 2)}], io ${windowText(w.io, 4)}, mem ${windowText(w.mem, 8)}, pref ${windowText(w.pref, 8)}`,
-        );
+      if (forwardsConfig(fn)) {
+        const buses = `bus ${hex(fn.read(PRIMARY_BUS, 1), 2)} -> [${hex(fn.read(SECONDARY_BUS, 1), 2)}-${hex(fn.read(SUBORDINATE_BUS, 1), 2)}]`;
+        if (isBridge(fn)) {
+          const w = bridgeWindows(fn);
+          lines.push(`${sub}   ${buses}, io ${windowText(w.io, 4)}, mem ${windowText(w.mem, 8)}, pref ${windowText(w.pref, 8)}`);
+        } else {
+          lines.push(`${sub}   ${buses} (CardBus)`);
+        }
         walk(c.topology.secondaryBus(fn), sub);
       }
     });

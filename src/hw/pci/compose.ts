@@ -326,8 +326,9 @@ export function composePci(input: ComposeInput, inputName = 'plan'): ComposedPci
   const reachable = new Set(topology.reachable().map((r) => r.fn));
   for (const e of entries) {
     if (!e.fn.hidden && !hiddenEntries.includes(e) && !reachable.has(e.fn) && topology.isAttached(e.fn)) {
-      const behind = hiddenAncestor(topology, e.fn);
-      if (behind === undefined) warnings.push(`${e.fn.id} is not reachable by config cycles: the bridges above it do not forward its bus`);
+      const f0 = topology.busOf(e.fn).slots[e.fn.device << 3];
+      // Already reported: hidden with a hidden bridge above it or a hidden function 0 beside it.
+      if (hiddenAncestor(topology, e.fn) === undefined && f0?.hidden !== true) warnings.push(`${e.fn.id} is not reachable by config cycles: the bridges above it do not forward its bus`);
     }
   }
 

@@ -93,7 +93,11 @@ type Reader = (offset: number, size: AccessSize) => number;
 
 const STANDARD: ReadonlyMap<number, KnownCap> = new Map<number, KnownCap>([
   [CAP_PM, { name: 'Power Management', handling: 'virtualize', length: 8 }],
+  [0x02, { name: 'AGP', handling: 'pass', length: 8 }],
   [CAP_VPD, { name: 'Vital Product Data', handling: 'pass', length: 8 }],
+  [0x04, { name: 'Slot Identification', handling: 'pass', length: 4 }],
+  [0x06, { name: 'CompactPCI hot-swap', handling: 'pass', length: 4 }],
+  [0x0c, { name: 'PCI Hot-plug', handling: 'pass', length: 8 }],
   [CAP_MSI, { name: 'MSI', handling: 'virtualize', length: msiLength }],
   [CAP_PCIX, { name: 'PCI-X', handling: 'pass', length: (_r, _o, ht) => (ht === 1 ? 16 : 8) }],
   [CAP_HT, { name: 'HyperTransport', handling: 'pass', length: 4 }],
@@ -183,6 +187,11 @@ export const CAPABILITY_NAMES: ReadonlyMap<string, { extended: boolean; id: numb
   ['dvsec', { extended: true, id: ECAP_DVSEC }],
 ]);
 
+/** Where the list head is: 0x34, or 0x14 in a CardBus bridge's header. */
+export function capabilityListOffset(headerType: number): number {
+  return (headerType & 0x7f) === 2 ? 0x14 : CAPABILITY_LIST;
+}
+
 /** At most this many capabilities in one list: more means a loop the visited set somehow missed. */
 const MAX_CAPS = 64;
 
@@ -199,8 +208,8 @@ export function walkCapabilities(read: Reader, length: number, headerType: numbe
 
   if ((read(STATUS, 2) & STATUS_CAP_LIST) !== 0) {
     const seen = new Set<number>();
-    let at = CAPABILITY_LIST;
-    let ptr = read(CAPABILITY_LIST, 1) & 0xfc;
+    let at = capabilityListOffset(headerType);
+    let ptr = read(at, 1) & 0xfc;
     while (ptr !== 0) {
       if (ptr < 0x40) {
         problem(false, 'into-header', at, ptr, `capability pointer 0x${ptr.toString(16)} points into the header`);
@@ -225,7 +234,10 @@ export function walkCapabilities(read: Reader, length: number, headerType: numbe
     }
   }
 
-  if (length > CONFIG_SIZE) {
+  // Only PCI Express and PCI-X 2.0 functions have extended space; elsewhere 0x100 and up is
+  // undefined (often an alias of the first 256 bytes) and must not be read as capabilities.
+  const express = found.some((c) => c.id === CAP_PCIE || c.id === CAP_PCIX);
+  if (length > CONFIG_SIZE && express) {
     const seen = new Set<number>();
     let ptr = CONFIG_SIZE;
     let at = CONFIG_SIZE;
@@ -386,7 +398,7 @@ export function hideCapabilities(fn: PciFunction, walk: CapabilityWalk, hidden: 
   const std = walk.caps.filter((c) => !c.extended);
   if (std.some((c) => hidden.has(c))) {
     const kept = std.filter((c) => !hidden.has(c));
-    fn.declare({ offset: CAPABILITY_LIST, size: 1, emulated: 0xff, writable: 0, value: kept[0]?.offset ?? 0 });
+    fn.declare({ offset: capabilityListOffset(fn.getStored(0x0e, 1)), size: 1, emulated: 0xff, writable: 0, value: kept[0]?.offset ?? 0 });
     kept.forEach((c, i) => fn.declare({ offset: c.offset + 1, size: 1, emulated: 0xff, writable: 0, value: kept[i + 1]?.offset ?? 0 }));
     const status = fn.read(STATUS, 2);
     fn.declare({ offset: STATUS, size: 1, emulated: STATUS_CAP_LIST, writable: 0, value: kept.length > 0 ? status & 0xff : status & 0xff & ~STATUS_CAP_LIST });

@@ -1,6 +1,7 @@
 import { formatBdf, formatDevfn, type Bdf } from './address.js';
 import type { BarLayout } from './bars.js';
 import { bridgeWindows, type Window } from './bridge.js';
+import { capabilityListOffset } from './capabilities.js';
 import type { ComposedEntry, ComposedPci } from './compose.js';
 import type { PciFunction } from './function.js';
 import { intxRoute } from './intx.js';
@@ -230,7 +231,7 @@ function capVisible(fn: PciFunction, offset: number, extended: boolean): boolean
   if (!extended) {
     if ((fn.read(0x06, 2) & 0x10) === 0) return false;
     const seen = new Set<number>();
-    for (let p = fn.read(0x34, 1) & 0xfc; p >= 0x40 && !seen.has(p); p = fn.read(p + 1, 1) & 0xfc) {
+    for (let p = fn.read(capabilityListOffset(fn.read(HEADER_TYPE, 1)), 1) & 0xfc; p >= 0x40 && !seen.has(p); p = fn.read(p + 1, 1) & 0xfc) {
       if (p === offset) return true;
       seen.add(p);
     }

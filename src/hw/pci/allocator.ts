@@ -72,10 +72,16 @@ function alignUp(v: bigint, a: bigint): bigint {
   return (v + a - 1n) & ~(a - 1n);
 }
 
+/** A function's name, with its address now when that differs (the bus was renumbered). */
+function who(fn: PciFunction, topology: PciTopology): string {
+  const at = topology.addressOf(fn);
+  return at === fn.id ? fn.id : `${fn.id} (at ${at})`;
+}
+
 function describeBar(fn: PciFunction, b: BarLayout, topology: PciTopology): string {
   const name = b.index === 6 ? 'expansion ROM' : `BAR ${b.index}`;
   const kind = b.kind === 'rom' ? 'rom' : `${b.kind}${b.prefetchable ? ' prefetchable' : ''}`;
-  return `${fn.id} (at ${topology.addressOf(fn)}) ${name} (${kind}, ${formatSize(b.size ?? 0n)})`;
+  return `${who(fn, topology)} ${name} (${kind}, ${formatSize(b.size ?? 0n)})`;
 }
 
 function hexRange(w: Window): string {
@@ -154,7 +160,7 @@ export function allocateResources(topology: PciTopology, windows: GuestWindows, 
             size: alignUp(end, gran),
             align,
             above4g,
-            what: `${fn.id} (at ${topology.addressOf(fn)}) ${cls === 'io' ? 'I/O' : cls === 'mem' ? 'memory' : 'prefetchable'} window (${formatSize(alignUp(end, gran))}, for ${sorted.map((s) => s.what).join('; ')})`,
+            what: `${who(fn, topology)} ${cls === 'io' ? 'I/O' : cls === 'mem' ? 'memory' : 'prefetchable'} window (${formatSize(alignUp(end, gran))}, for ${sorted.map((s) => s.what).join('; ')})`,
             place: (address) => {
               const w = { base: address, limit: address + alignUp(end, gran) - 1n };
               placed[cls] = w;

@@ -111,7 +111,7 @@ export interface ComposeProblem {
 export class PciPlanError extends PciComposeError {
   readonly problems: readonly ComposeProblem[];
   constructor(input: string, problems: readonly ComposeProblem[]) {
-    super(problems.map((p) => `${p.path}: ${p.message}`).join('; '), { input, at: problems[0]?.path ?? '' });
+    super(problems.map((p) => `${p.path}: ${p.message}`).join('; '), { input });
     this.problems = problems;
   }
 }

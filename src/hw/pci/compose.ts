@@ -83,8 +83,8 @@ export interface ComposeInput {
 /** What each function in the composition is and where it came from. */
 export interface ComposedEntry {
   readonly fn: PciFunction;
-  /** `capture` for the base machine's functions, `plan` for what the plan added. */
-  readonly origin: 'capture' | 'plan';
+  /** `capture` for the base machine's functions, `chipset` for the caller's code-made devices, `plan` for what the plan added. */
+  readonly origin: 'capture' | 'chipset' | 'plan';
   /** The captured address (base machine and plan real devices). */
   readonly capturedBdf?: Bdf;
   /** A capture file and place, or the plan path that made it. */
@@ -183,10 +183,12 @@ export function composePci(input: ComposeInput, inputName = 'plan'): ComposedPci
   if (base !== undefined) {
     const built = new Map<CapturedFunction, PciFunction>();
     for (const c of base.functions) {
-      const fn = buildReal(c, captureName(c.bdf), `${base.source} ${c.at}`, captureName(c.bdf), `${base.source} ${c.at}`);
+      // A sysfs capture's place is already a full path; a dump's is a line of the file.
+      const where = c.at.startsWith(base.source) ? c.at : `${base.source} ${c.at}`;
+      const fn = buildReal(c, captureName(c.bdf), where, captureName(c.bdf), where);
       if (fn === undefined) continue;
       built.set(c, fn);
-      entries.push({ fn, origin: 'capture', capturedBdf: c.bdf, source: `${base.source} ${c.at}` });
+      entries.push({ fn, origin: 'capture', capturedBdf: c.bdf, source: where });
     }
     placeCaptured(topology, base, built, warnings);
   }
@@ -223,7 +225,7 @@ export function composePci(input: ComposeInput, inputName = 'plan'): ComposedPci
   }
   const pending: Pending[] = [];
   for (const e of input.chipset ?? []) {
-    pending.push({ name: e.name, at: e.at, path: e.path, make: () => ({ fn: buildEmulatedFunction(e.spec).fn, entry: { origin: 'plan', source: e.path } }) });
+    pending.push({ name: e.name, at: e.at, path: e.path, make: () => ({ fn: buildEmulatedFunction(e.spec).fn, entry: { origin: 'chipset', source: e.path } }) });
   }
   for (const b of input.bridges ?? []) {
     pending.push({

@@ -122,7 +122,7 @@ export function writeTree(c: ComposedPci): string {
     fns.forEach((fn, i) => {
       const last = i === fns.length - 1;
       const e = entryOf(c, fn);
-      const origin = fn.kind === 'real' ? `real, ${e?.source ?? ''}` : `${fn.kind}${e !== undefined && e.origin === 'plan' ? `, ${e.source}` : ''}`;
+      const origin = fn.kind === 'real' ? `real, ${e?.source ?? ''}` : `${fn.kind}${e !== undefined && e.origin !== 'capture' ? `, ${e.source}` : ''}`;
       const name = fn.id !== formatBdf(fn.address) ? ` "${fn.id}"` : '';
       const unreachable = reachable.has(fn) ? '' : ' [not reachable]';
       lines.push(`${indent}${last ? '└─' : '├─'} ${formatDevfn(fn.device, fn.fn)}${name} ${describe(fn)} (${origin})${unreachable}`);

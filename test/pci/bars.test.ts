@@ -136,3 +136,22 @@ test('BAR sizes a BAR cannot decode are rejected with the function named', () =>
   assert.throws(() => buildEmulatedFunction({ id: 'bad', vendorId: 1, deviceId: 2, classCode: 0, bars: [{ index: 5, kind: 'mem64', size: 4096 }] }), /BAR 5 \(mem64\) does not fit/);
   assert.throws(() => buildEmulatedFunction({ id: 'bad', vendorId: 1, deviceId: 2, classCode: 0, romSize: 1024 }), /expansion ROM: size 1024 is below/);
 });
+
+test('a plan can hide a BAR: it reads 0, answers sizing with 0 and never maps', () => {
+  const bytes = endpointBytes({ bars: [[0, 0xfe00_0000], [1, 0xfd00_000c], [2, 0x0000_0001]] });
+  const { fn, bars } = buildRealFunction({
+    id: 't',
+    backend: new MemoryBackend(bytes, { source: 't' }),
+    bars: [{ index: 0, size: 0x1000n }, { index: 1, hide: true }],
+  });
+  assert.deepEqual(bars.layouts.map((b) => b.index), [0]);
+  assert.equal(fn.read(0x14, 4), 0);
+  assert.equal(fn.read(0x18, 4), 0, 'the upper half of the hidden 64-bit BAR too');
+  assert.equal(size32(fn as ReturnType<typeof device>, 0x14), 0);
+  // A size for a register that reads 0 declares a BAR the host left unassigned...
+  const unassigned = buildRealFunction({ id: 't', backend: new MemoryBackend(bytes, { source: 't' }), bars: [{ index: 3, size: 4096n }] });
+  assert.equal(size32(unassigned.fn as ReturnType<typeof device>, 0x1c), 0xffff_f000);
+  // ...but the upper half of a 64-bit BAR is no BAR of its own.
+  assert.throws(() => buildRealFunction({ id: 't', backend: new MemoryBackend(bytes, { source: 't' }), bars: [{ index: 2, size: 4096n }] }), /BAR 2 is the upper half of 64-bit BAR 1/);
+  assert.throws(() => buildRealFunction({ id: 't', backend: new MemoryBackend(bytes, { source: 't' }), bars: [{ index: 0, size: 100n }] }), /BAR 0: size 100 is not a power of two/);
+});

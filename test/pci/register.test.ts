@@ -155,3 +155,26 @@ test('reset returns emulated registers to their reset values, not their captured
   assert.equal(fn.read(0x10, 4), 0, 'BAR unassigned');
   assert.equal(fn.read(0x00, 4), 0x1234_8086, 'IDs kept');
 });
+
+test('unclaimed bytes: pass through writable, read-only, or hidden (capabilities the guest sees stay readable)', () => {
+  const bytes = endpointBytes({ status: 0x10 });
+  bytes[0x34] = 0x40;
+  bytes.set([0x01, 0x00, 0x03, 0x00, 0x08, 0x00], 0x40); // PM capability, the last one
+  bytes.set([0xaa, 0xbb, 0xcc, 0xdd], 0x80); // a vendor register
+  const build = (unclaimed: 'pass' | 'read-only' | 'hide') => {
+    const dev = new RecordingBackend(bytes);
+    return { dev, fn: buildRealFunction({ id: unclaimed, backend: dev, unclaimed }).fn };
+  };
+  const pass = build('pass');
+  pass.fn.write(0x80, 4, 0x11223344);
+  assert.equal(pass.fn.read(0x80, 4), 0x11223344);
+  const ro = build('read-only');
+  ro.fn.write(0x80, 4, 0x11223344);
+  assert.equal(ro.fn.read(0x80, 4), 0xddccbbaa);
+  assert.equal(ro.dev.peek(0x80, 4), 0xddccbbaa);
+  const hide = build('hide');
+  assert.equal(hide.fn.read(0x80, 4), 0, 'vendor register hidden');
+  assert.equal(hide.fn.read(0x40, 4), 0x0003_0001, 'the PM capability stays');
+  hide.fn.write(0x80, 4, 0x11223344);
+  assert.equal(hide.dev.peek(0x80, 4), 0xddccbbaa, 'nothing reached the device');
+});

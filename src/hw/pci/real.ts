@@ -151,7 +151,8 @@ export function buildRealFunction(o: RealFunctionOptions): RealFunction {
   }
   for (const ov of overrides.values()) {
     if (ov.hide !== true && !captured.some((c) => c.index === ov.index)) {
-      throw new PciError(`BAR ${ov.index} is not implemented (its register reads 0 and nothing gives it a size)`, { input: o.id });
+      const upper = captured.some((c) => c.kind === 'mem64' && c.index + 1 === ov.index);
+      throw new PciError(upper ? `BAR ${ov.index} is the upper half of 64-bit BAR ${ov.index - 1}` : `BAR ${ov.index} is not implemented (its register reads 0 and nothing gives it a size)`, { input: o.id });
     }
   }
   const initial = new Map<number, number>();

@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import { loadCapture } from '../../src/host/pci/load.js';
 import { formatBdf } from '../../src/hw/pci/address.js';
 import { knownCapability, walkCapabilities } from '../../src/hw/pci/capabilities.js';
+import { readLE } from '../../src/hw/pci/endian.js';
 import type { Capture } from '../../src/hw/pci/capture.js';
 import { composePci, type FunctionPolicy } from '../../src/hw/pci/compose.js';
 import { writeLspciDump } from '../../src/hw/pci/view.js';
@@ -17,11 +18,7 @@ const work = mkdtempSync(join(tmpdir(), 'hvmpt-caps-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 function reader(bytes: Uint8Array): (o: number, s: 1 | 2 | 4) => number {
-  return (o, s) => {
-    let v = 0;
-    for (let i = s - 1; i >= 0; i--) v = v * 256 + (bytes[o + i] ?? 0xff);
-    return v >>> 0;
-  };
+  return (o, s) => readLE(bytes, o, s);
 }
 
 /** Capability offsets lspci -vvv prints for each device, in order. */

@@ -9,6 +9,7 @@ import { standardRw1cMask } from '../../src/hw/pci/capabilities.js';
 import { ConfigMechanism1 } from '../../src/hw/pci/cf8.js';
 import { composePci, type ComposedPci } from '../../src/hw/pci/compose.js';
 import { EcamWindow } from '../../src/hw/pci/ecam.js';
+import { readLE } from '../../src/hw/pci/endian.js';
 import { buildEmulatedFunction, msiCapability, pcieCapability } from '../../src/hw/pci/emulated.js';
 import type { PciFunction } from '../../src/hw/pci/function.js';
 import { buildRealFunction } from '../../src/hw/pci/real.js';
@@ -240,11 +241,7 @@ function dirtyRootPort(): PciFunction {
   set(0x90 + 0x12, 2, 0xc000); // LnkSta
   set(0x148 + 0x04, 4, 0x003f_f030); // AER uncorrectable status
   set(0x148 + 0x10, 4, 0x0000_31c1); // AER correctable status
-  const read = (o: number, s: AccessSize): number => {
-    let v = 0;
-    for (let i = s - 1; i >= 0; i--) v = (v << 8) | bytes[o + i]!;
-    return v >>> 0;
-  };
+  const read = (o: number, s: AccessSize): number => readLE(bytes, o, s);
   const backend = new MemoryBackend(bytes, { source: 'dirty', rw1c: standardRw1cMask(read, bytes.length, 1) });
   return buildRealFunction({ id: 'rp', backend }).fn;
 }

@@ -1,5 +1,5 @@
 import type { AccessSize } from '../io.js';
-import { assertLittleEndian } from './endian.js';
+import { assertLittleEndian, readLE } from './endian.js';
 
 assertLittleEndian();
 
@@ -59,9 +59,7 @@ export class MemoryBackend implements ConfigBackend {
 
   read(offset: number, size: AccessSize): number {
     if (size === 4 && (offset & 3) === 0) return this.words[offset >>> 2]!;
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = (v << 8) | (this.bytes[offset + i] ?? 0xff);
-    return v >>> 0;
+    return readLE(this.bytes, offset, size);
   }
 
   write(offset: number, size: AccessSize, value: number): void {

@@ -1,6 +1,7 @@
 import { compareBdf, formatBdf, parseBdf, sameBdf, type Bdf } from './address.js';
 import { allocateResources, type AllocationResult, type GuestWindows } from './allocator.js';
 import { MemoryBackend } from './backend.js';
+import { readLE } from './endian.js';
 import { standardRw1cMask } from './capabilities.js';
 import type { Capture, CapturedFunction } from './capture.js';
 import { buildEmulatedFunction, fakeBridgeSpec, type EmulatedFunctionSpec } from './emulated.js';
@@ -117,11 +118,7 @@ export class PciPlanError extends PciComposeError {
 }
 
 function replayBackend(c: CapturedFunction, source: string): MemoryBackend {
-  const read = (o: number, s: 1 | 2 | 4): number => {
-    let v = 0;
-    for (let i = s - 1; i >= 0; i--) v = (v << 8) | (c.bytes[o + i] ?? 0xff);
-    return v >>> 0;
-  };
+  const read = (o: number, s: 1 | 2 | 4): number => readLE(c.bytes, o, s);
   const headerType = (c.bytes[HEADER_TYPE] ?? 0) & 0x7f;
   return new MemoryBackend(c.bytes, { source, rw1c: standardRw1cMask(read, c.bytes.length, headerType), barSizes: c.barSizes });
 }
@@ -223,24 +220,23 @@ export function composePci(input: ComposeInput, inputName = 'plan'): ComposedPci
     readonly path: string;
     readonly make: () => { fn: PciFunction; entry: Omit<ComposedEntry, 'fn'> } | undefined;
   }
-  const pending: Pending[] = [];
-  for (const e of input.chipset ?? []) {
-    pending.push({ name: e.name, at: e.at, path: e.path, make: () => ({ fn: buildEmulatedFunction(e.spec).fn, entry: { origin: 'chipset', source: e.path } }) });
-  }
-  for (const b of input.bridges ?? []) {
-    pending.push({
-      name: b.name,
-      at: b.at,
-      path: b.path,
-      make: () => {
-        const spec = fakeBridgeSpec({ id: b.name, ...(b.vendorId === undefined ? {} : { vendorId: b.vendorId }), ...(b.deviceId === undefined ? {} : { deviceId: b.deviceId }) });
-        return { fn: buildEmulatedFunction(spec).fn, entry: { origin: 'plan', source: b.path } };
-      },
-    });
-  }
-  for (const e of input.emulated ?? []) {
-    pending.push({ name: e.name, at: e.at, path: e.path, make: () => ({ fn: buildEmulatedFunction(e.spec).fn, entry: { origin: 'plan', source: e.path } }) });
-  }
+  const emulatedItem = (e: PlacedEmulated, origin: 'chipset' | 'plan'): Pending => ({
+    name: e.name,
+    at: e.at,
+    path: e.path,
+    make: () => ({ fn: buildEmulatedFunction(e.spec).fn, entry: { origin, source: e.path } }),
+  });
+  const bridges: PlacedEmulated[] = (input.bridges ?? []).map((b) => ({
+    name: b.name,
+    at: b.at,
+    path: b.path,
+    spec: fakeBridgeSpec({ id: b.name, ...(b.vendorId === undefined ? {} : { vendorId: b.vendorId }), ...(b.deviceId === undefined ? {} : { deviceId: b.deviceId }) }),
+  }));
+  const pending: Pending[] = [
+    ...(input.chipset ?? []).map((e) => emulatedItem(e, 'chipset')),
+    ...bridges.map((e) => emulatedItem(e, 'plan')),
+    ...(input.emulated ?? []).map((e) => emulatedItem(e, 'plan')),
+  ];
   for (const r of input.real ?? []) {
     pending.push({
       name: r.name,

@@ -8,3 +8,10 @@ export function assertLittleEndian(): void {
     throw new Error('hvmpt PCI model: this host is big-endian; config space views assume little-endian');
   }
 }
+
+/** A little-endian value of `size` bytes at `offset`; bytes past the end read as `fill` (ones, as absent config space does). */
+export function readLE(bytes: Uint8Array, offset: number, size: number, fill = 0xff): number {
+  let v = 0;
+  for (let i = size - 1; i >= 0; i--) v = v * 256 + (bytes[offset + i] ?? fill);
+  return v >>> 0;
+}

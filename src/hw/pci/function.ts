@@ -3,7 +3,7 @@ import type { Bdf } from './address.js';
 import type { ConfigBackend } from './backend.js';
 import type { BarMappingEvent, BarSet } from './bars.js';
 import type { CapabilityWalk } from './capabilities.js';
-import { assertLittleEndian } from './endian.js';
+import { assertLittleEndian, readLE } from './endian.js';
 import { PciError } from './errors.js';
 import { EXT_CONFIG_SIZE } from './regs.js';
 
@@ -278,9 +278,7 @@ export class PciFunction {
    * and updates status bits here. Only emulated bits change; pass-through bits are the backend's.
    */
   getStored(offset: number, size: AccessSize): number {
-    let v = 0;
-    for (let j = size - 1; j >= 0; j--) v = (v << 8) | (this.storage[offset + j] ?? 0);
-    return v >>> 0;
+    return readLE(this.storage, offset, size, 0);
   }
 
   setStored(offset: number, size: AccessSize, value: number): void {

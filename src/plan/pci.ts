@@ -271,6 +271,8 @@ export const GENERIC_MODEL: PciDeviceModel = definePciModel({
     const registers: RegisterSpec[] = (o.registers ?? []).map((r) => ({ offset: r.offset, size: r.size, ...(r.value === undefined ? {} : { value: r.value }), ...(r.writable === undefined ? {} : { writable: r.writable }), ...(r.rw1c === undefined ? {} : { rw1c: r.rw1c }) }));
     return {
       id,
+      // Registers and nothing behind them: a placeholder the guest enumerates, not a device model.
+      kind: 'fake',
       vendorId: o.vendor,
       deviceId: o.device,
       classCode: o.class,

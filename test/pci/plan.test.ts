@@ -173,7 +173,7 @@ test('hvmpt pci view --format json and tree carry the composition: hidden device
   assert.deepEqual(v.hidden.map((h) => h.id), ['00:1f.3']);
   const edu = v.functions.find((f) => f.id === 'edu')!;
   assert.equal(edu.bdf, '0000:06:00.0');
-  assert.equal(edu.kind, 'emulated');
+  assert.equal(edu.kind, 'fake');
   assert.deepEqual(edu.intx, { pin: 'A', rootBus: '0000:00', rootDevice: 5, rootPin: 'A', interruptLine: 0 });
   assert.equal(v.functions.find((f) => f.id === 'guestbr')!.bridge!.secondary, 6);
   assert.ok(v.mappings.some((m) => m.id === 'edu' && m.bar === 0));

@@ -178,3 +178,13 @@ test('unclaimed bytes: pass through writable, read-only, or hidden (capabilities
   hide.fn.write(0x80, 4, 0x11223344);
   assert.equal(hide.dev.peek(0x80, 4), 0xddccbbaa, 'nothing reached the device');
 });
+
+test('a write that changes nothing in the device is not sent to it', () => {
+  const dev = new RecordingBackend(endpointBytes());
+  const { fn } = buildRealFunction({ id: 't', backend: dev });
+  fn.write(0x3c, 4, 0xffff_ff0b); // Interrupt Line (emulated), pin, Min_Gnt, Max_Lat (read-only)
+  fn.write(0x00, 4, 0); // IDs: emulated, read-only
+  fn.write(0x08, 4, 0); // class and revision
+  assert.deepEqual(dev.writes, []);
+  assert.equal(fn.read(0x3c, 1), 0x0b);
+});

@@ -196,11 +196,11 @@ export class PciFunction {
       const clearBits = e & w & c & v;
       this.storage[o] = ((this.storage[o]! & ~setBits & ~clearBits) | (v & setBits)) & 0xff;
       const p = ~e & 0xff;
-      if (p !== 0) {
-        pass = true;
-        // Bits neither forwarded from the guest nor RW1C carry the device's own value back.
-        if ((~(w & p) & ~c & 0xff) !== 0) needDevice = true;
-      }
+      // Only an access that carries guest-writable pass-through bits goes to the device: writing
+      // a device its own values back could still clear bits hvmpt does not know are RW1C.
+      if ((w & p) !== 0) pass = true;
+      // Bits neither forwarded from the guest nor RW1C carry the device's own value back.
+      if (p !== 0 && (~(w & p) & ~c & 0xff) !== 0) needDevice = true;
     }
     if (pass && this.backend !== null) this.forward(offset, size, value, needDevice);
     if (this.watchedRange(offset, size)) this.notify(offset, size, value);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAcpi } from './acpi.js';
 import { registerDoctor } from './doctor.js';
 
 /**
@@ -7,4 +8,4 @@ import { registerDoctor } from './doctor.js';
  */
 export type CommandGroup = (program: Command) => void;
 
-export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor];
+export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerAcpi];

@@ -6,7 +6,7 @@ import type { TableImage } from '../hw/acpi/dump/image.js';
 import { printableSignature } from '../hw/acpi/signatures.js';
 import { formatTrace, tableTitle, toJsonValue, type JsonValue } from '../hw/acpi/tables/present.js';
 import { type AcpiTable, decodeTable, encodeTable, splitTableBytes, tableChecksumOk, traceTable } from '../hw/acpi/tables/table.js';
-import { type AcpiSource, loadAcpiSource, loadAcpidump } from '../host/acpi/source.js';
+import { type AcpiSource, loadAcpiSource, loadAcpiSourceKind, loadAcpidump } from '../host/acpi/source.js';
 import { writeJson, writeOut } from './output.js';
 
 /**
@@ -162,6 +162,9 @@ function registerExtract(acpi: Command): void {
         'Example:\n  hvmpt acpi extract x230.acpidump.txt --out x230 --reencode',
     )
     .action(async (input: string, opts: { out: string; reencode?: boolean }) => {
+      if (loadAcpiSourceKind(input) !== 'acpidump') {
+        throw new UsageError('extract reads acpidump text; tables that are already binary files need no extracting (use `hvmpt acpi decode` to read them)', { input });
+      }
       const images = loadAcpidump(input);
       const seen = new Set<string>();
       for (const im of images) {

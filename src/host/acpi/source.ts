@@ -37,6 +37,17 @@ export function readFileBytes(path: string): Uint8Array {
   }
 }
 
+/** What a path holds, by the same rules loadAcpiSource uses. */
+export function loadAcpiSourceKind(path: string): AcpiSource['kind'] {
+  let isDir: boolean;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (err) {
+    throw new IoError(`cannot open: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: path });
+  }
+  return isDir ? 'directory' : looksLikeBinaryTable(readFileBytes(path)) ? 'binary' : 'acpidump';
+}
+
 /** Reads an acpidump text, a directory of binary tables, or one binary table (.dat) file. */
 export function loadAcpiSource(path: string): AcpiSource {
   let isDir: boolean;

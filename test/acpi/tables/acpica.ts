@@ -201,6 +201,10 @@ export const NAMES: NameMap = {
   'Bit Offset': ['bitOffset'],
   'Encoded Access Width': ['accessSize'],
   Address: ['address', 'localApicAddress'],
+  // RSDP
+  'RSDT Address': ['rsdtAddress'],
+  'XSDT Address': ['xsdtAddress'],
+  'Extended Checksum': ['extendedChecksum'],
   // RSDT/XSDT
   ...Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`ACPI Table Address ${i}`, [`entries`]])),
   // FADT
@@ -377,4 +381,42 @@ export function definitionBlockFields(body: string): AcpicaField[] {
     { offset: 16, size: 8, name: 'Oem Table ID', value: `"${m[4]!}"`, line },
     { offset: 24, size: 4, name: 'Oem Revision', value: m[5]!, line },
   ];
+}
+
+/**
+ * iasl's data-table templates and source files (`[0004]  Signature : "APIC"`) carry sizes but
+ * no offsets; for a structure without nested parts (the RSDP) offsets are the running sum.
+ */
+export function parseTemplateFields(text: string): AcpicaField[] {
+  const out: AcpicaField[] = [];
+  let offset = 0;
+  for (const line of text.split('\n')) {
+    const m = /^\[(\d+)\]\s+(.*?) : (.*)$/.exec(line.trimEnd());
+    if (m === null) continue;
+    const size = parseInt(m[1]!, 10);
+    out.push({ offset, size, name: m[2]!.trim(), value: m[3]!.trim(), line });
+    offset += size;
+  }
+  return out;
+}
+
+/** iasl's data-table source for the RSDP (iasl computes both checksums when compiling it). */
+export function rsdpSource(rsdp: { revision: number; oemId: string; rsdtAddress: number; xsdtAddress?: bigint }): string {
+  const hex = (n: number | bigint, digits: number): string => n.toString(16).toUpperCase().padStart(digits, '0');
+  const lines = [
+    `[0008]                          Signature : "RSD PTR "`,
+    `[0001]                           Checksum : 00`,
+    `[0006]                             Oem ID : "${rsdp.oemId}"`,
+    `[0001]                           Revision : ${hex(rsdp.revision, 2)}`,
+    `[0004]                       RSDT Address : ${hex(rsdp.rsdtAddress, 8)}`,
+  ];
+  if (rsdp.revision >= 2) {
+    lines.push(
+      `[0004]                             Length : 00000024`,
+      `[0008]                       XSDT Address : ${hex(rsdp.xsdtAddress ?? 0n, 16)}`,
+      `[0001]                  Extended Checksum : 00`,
+      `[0003]                           Reserved : 000000`,
+    );
+  }
+  return lines.join('\n') + '\n';
 }

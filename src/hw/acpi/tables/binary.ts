@@ -414,7 +414,8 @@ export class ByteWriter {
     const at = this.pos;
     codec.write(this.view, at, value as T);
     this.pos += codec.size;
-    if (this.trace !== undefined) this.record(codec, value as T, at, join(path, name), note);
+    // The trace shows what the bytes hold (a short OEM ID padded), read back from them.
+    if (this.trace !== undefined) this.record(codec, codec.read(this.view, at), at, join(path, name), note);
   }
 
   /** Writes raw bytes (AML, trailing bytes a model keeps verbatim). */

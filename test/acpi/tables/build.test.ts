@@ -387,3 +387,33 @@ test('SATC and SIDP (newer than the local iasl) and an IVHD 40h with an ACPI HID
     assert.equal(encodeTable(ivrs40).length, 48 + 40 + 22 + 9);
   }
 });
+
+test('a FADT of any length keeps exactly the fields its length covers; a partial field stays as trailing bytes', () => {
+  const full = encodeTable(fadt6);
+  const cut = (length: number): Uint8Array => {
+    const b = full.slice(0, length);
+    new DataView(b.buffer).setUint32(4, length, true);
+    return encodeTable(decodeTable(b)); // recompute the checksum
+  };
+  const cases: ReadonlyArray<readonly [number, keyof Fadt, keyof Fadt | undefined, number]> = [
+    [116, 'flags', 'resetRegister', 0], // ACPI 1.0
+    [129, 'resetValue', 'armBootArch', 0], // ACPI 2.0 drafts
+    [132, 'minorRevision', 'xFirmwareCtrl', 0],
+    [150, 'xDsdt', 'xPm1aEventBlock', 2], // a GAS cut short
+    [244, 'xGpe1Block', 'sleepControlRegister', 0], // ACPI 2.0-4.0
+    [268, 'sleepStatusRegister', 'hypervisorVendorId', 0], // ACPI 5.0
+    [276, 'hypervisorVendorId', undefined, 0], // ACPI 6.x
+    [280, 'hypervisorVendorId', undefined, 4], // a future revision's bytes
+  ];
+  for (const [length, last, absent, trailing] of cases) {
+    const bytes = length <= 276 ? cut(length) : encodeTable({ ...fadt6, trailing: new Uint8Array([1, 2, 3, 4]) });
+    const f = decodeTable(bytes);
+    assert.ok(f.kind === 'fadt');
+    if (f.kind !== 'fadt') continue;
+    assert.notEqual(f[last], undefined, `${length}: ${String(last)} present`);
+    if (absent !== undefined) assert.equal(f[absent], undefined, `${length}: ${String(absent)} absent`);
+    assert.equal(f.trailing?.length ?? 0, trailing, `${length}: trailing bytes`);
+    assert.deepEqual(encodeTable(f), bytes, `${length}: byte for byte`);
+    assert.equal(encodeTable(f).length, length);
+  }
+});

@@ -1,6 +1,6 @@
 import { ByteReader, ByteWriter, type GenericAddress, gas, reserved, struct, tail, u16, u32, u64, u8 } from './binary.js';
-import { HEADER_SIZE, type TableHeader } from './header.js';
-import { trailingOf } from './subtables.js';
+import type { TableHeader } from './header.js';
+import { decodeStructTable, encodeStructTable } from './subtables.js';
 
 /**
  * FADT ("FACP"): fixed hardware registers, the DSDT and FACS addresses, boot flags. Its length
@@ -176,16 +176,11 @@ export const FADT_BODY = struct<FadtFields>({
 export const FADT_LENGTH = { acpi1: 116, acpi2: 244, acpi5: 268, acpi6: 276 } as const;
 
 export function decodeFadt(r: ByteReader, header: TableHeader): Fadt {
-  const { value, next } = FADT_BODY.decode(r, HEADER_SIZE, r.length, 'FADT');
-  const out: Fadt = { kind: 'fadt', header, ...value };
-  const trailing = trailingOf(r, next, r.length);
-  if (trailing !== undefined) out.trailing = trailing;
-  return out;
+  return { kind: 'fadt', header, ...decodeStructTable(FADT_BODY, r, 'FADT') };
 }
 
 export function encodeFadtBody(w: ByteWriter, t: Fadt): void {
-  FADT_BODY.encode(w, t, '');
-  if (t.trailing !== undefined) w.putBytes(t.trailing, '', 'trailing');
+  encodeStructTable(FADT_BODY, w, t);
 }
 
 /** The DSDT's address as an OS reads it: X_DSDT when set, else DSDT. */

@@ -1,6 +1,6 @@
 import { ByteReader, ByteWriter, type GenericAddress, gas, struct, u16, u32, u8 } from './binary.js';
-import { HEADER_SIZE, type TableHeader } from './header.js';
-import { trailingOf } from './subtables.js';
+import type { TableHeader } from './header.js';
+import { decodeStructTable, encodeStructTable } from './subtables.js';
 
 /** HPET: one High Precision Event Timer block. */
 export interface Hpet {
@@ -25,14 +25,9 @@ const HPET_BODY = struct<Omit<Hpet, 'kind' | 'header' | 'trailing'>>({
 });
 
 export function decodeHpet(r: ByteReader, header: TableHeader): Hpet {
-  const { value, next } = HPET_BODY.decode(r, HEADER_SIZE, r.length, 'HPET');
-  const out: Hpet = { kind: 'hpet', header, ...value };
-  const trailing = trailingOf(r, next, r.length);
-  if (trailing !== undefined) out.trailing = trailing;
-  return out;
+  return { kind: 'hpet', header, ...decodeStructTable(HPET_BODY, r, 'HPET') };
 }
 
 export function encodeHpetBody(w: ByteWriter, t: Hpet): void {
-  HPET_BODY.encode(w, t, '');
-  if (t.trailing !== undefined) w.putBytes(t.trailing, '', 'trailing');
+  encodeStructTable(HPET_BODY, w, t);
 }

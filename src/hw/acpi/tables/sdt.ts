@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter, u32, u64 } from './binary.js';
+import { ByteReader, ByteWriter, type Codec, u32, u64 } from './binary.js';
 import { HEADER_SIZE, type TableHeader } from './header.js';
 import { trailingOf } from './subtables.js';
 
@@ -19,32 +19,32 @@ export interface Xsdt {
   trailing?: Uint8Array;
 }
 
-export function decodeRsdt(r: ByteReader, header: TableHeader): Rsdt {
-  const entries: number[] = [];
+/** The entries of an RSDT or XSDT and any stray bytes after them. */
+function decodeEntries<T>(r: ByteReader, codec: Codec<T>): { entries: T[]; trailing?: Uint8Array } {
+  const entries: T[] = [];
   let at = HEADER_SIZE;
-  for (; at + 4 <= r.length; at += 4) entries.push(r.u32(at));
-  const out: Rsdt = { kind: 'rsdt', header, entries };
+  for (; at + codec.size <= r.length; at += codec.size) entries.push(codec.read(r.view, at));
   const trailing = trailingOf(r, at, r.length);
-  if (trailing !== undefined) out.trailing = trailing;
-  return out;
+  return trailing === undefined ? { entries } : { entries, trailing };
+}
+
+function encodeEntries<T>(w: ByteWriter, codec: Codec<T>, t: { entries: readonly T[]; trailing?: Uint8Array }): void {
+  t.entries.forEach((e, i) => w.put(codec, e, '', `entries[${i}]`));
+  if (t.trailing !== undefined) w.putBytes(t.trailing, '', 'trailing');
+}
+
+export function decodeRsdt(r: ByteReader, header: TableHeader): Rsdt {
+  return { kind: 'rsdt', header, ...decodeEntries(r, u32) };
 }
 
 export function decodeXsdt(r: ByteReader, header: TableHeader): Xsdt {
-  const entries: bigint[] = [];
-  let at = HEADER_SIZE;
-  for (; at + 8 <= r.length; at += 8) entries.push(r.u64(at));
-  const out: Xsdt = { kind: 'xsdt', header, entries };
-  const trailing = trailingOf(r, at, r.length);
-  if (trailing !== undefined) out.trailing = trailing;
-  return out;
+  return { kind: 'xsdt', header, ...decodeEntries(r, u64) };
 }
 
 export function encodeRsdtBody(w: ByteWriter, t: Rsdt): void {
-  t.entries.forEach((e, i) => w.put(u32, e, '', `entries[${i}]`));
-  if (t.trailing !== undefined) w.putBytes(t.trailing, '', 'trailing');
+  encodeEntries(w, u32, t);
 }
 
 export function encodeXsdtBody(w: ByteWriter, t: Xsdt): void {
-  t.entries.forEach((e, i) => w.put(u64, e, '', `entries[${i}]`));
-  if (t.trailing !== undefined) w.putBytes(t.trailing, '', 'trailing');
+  encodeEntries(w, u64, t);
 }

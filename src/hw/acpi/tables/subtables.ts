@@ -1,4 +1,5 @@
 import { ByteReader, ByteWriter, Codec, Struct, join, u16, u8 } from './binary.js';
+import { HEADER_SIZE } from './header.js';
 
 /**
  * Shared machinery for tables made of typed subtables (MADT, SRAT, DMAR, …): a registry of
@@ -139,4 +140,19 @@ export function encodeSubtable(
 /** Keeps bytes in `[from, end)` when there are any. */
 export function trailingOf(r: ByteReader, from: number, end: number): Uint8Array | undefined {
   return from < end ? r.copy(from, end) : undefined;
+}
+
+/**
+ * Tables that are one struct after the header (FADT, HPET): the struct's fields, then whatever
+ * the table's length covers beyond them as `trailing`.
+ */
+export function decodeStructTable<T extends object>(body: Struct<T>, r: ByteReader, what: string): T & { trailing?: Uint8Array } {
+  const { value, next } = body.decode(r, HEADER_SIZE, r.length, what);
+  const trailing = trailingOf(r, next, r.length);
+  return trailing === undefined ? value : { ...value, trailing };
+}
+
+export function encodeStructTable<T extends object>(body: Struct<T>, w: ByteWriter, t: T & { trailing?: Uint8Array }): void {
+  body.encode(w, t, '');
+  if (t.trailing !== undefined) w.putBytes(t.trailing, '', 'trailing');
 }

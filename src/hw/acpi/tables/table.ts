@@ -5,7 +5,7 @@ import { type DefinitionBlock, type RawTable, decodeDefinitionBlock, decodeRaw, 
 import { type Dmar, decodeDmar, encodeDmarBody } from './dmar.js';
 import { type Facs, decodeFacs, encodeFacs } from './facs.js';
 import { type Fadt, decodeFadt, encodeFadtBody } from './fadt.js';
-import { HEADER_SIZE, type RawTableHeader, encodeStandardTable, modelHeader, readHeader } from './header.js';
+import { HEADER_SIZE, type RawTableHeader, type TableHeader, encodeStandardTable, modelHeader, readHeader } from './header.js';
 import { type Hpet, decodeHpet, encodeHpetBody } from './hpet.js';
 import { type Ivrs, decodeIvrs, encodeIvrsBody } from './ivrs.js';
 import { type Madt, decodeMadt, encodeMadtBody } from './madt.js';
@@ -45,6 +45,11 @@ export function tableSignature(table: AcpiTable): string {
   if (table.kind === 'rsdp') return 'RSDP';
   if (table.kind === 'facs') return 'FACS';
   return table.header.signature;
+}
+
+/** The standard header of a table model; undefined for the RSDP and FACS, which have none. */
+export function tableHeaderOf(table: AcpiTable): TableHeader | undefined {
+  return table.kind === 'rsdp' || table.kind === 'facs' ? undefined : table.header;
 }
 
 /** The signature at the start of some table bytes, without validating anything else. */

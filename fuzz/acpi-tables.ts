@@ -232,6 +232,8 @@ export interface Tally {
   crashes: Crash[];
   /** Typed rejections by error class. */
   byClass: Record<string, number>;
+  /** Typed rejections by message with the numbers taken out: which guards the cases reached. */
+  reasons: Record<string, number>;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -338,10 +340,13 @@ export function runCase(corpus: Corpus, seed: number, index: number, tally: Tall
 function count(tally: Tally, err: HvmptError): void {
   tally.rejected++;
   tally.byClass[err.name] = (tally.byClass[err.name] ?? 0) + 1;
+  const at = err.message.lastIndexOf(': ');
+  const reason = (at >= 0 ? err.message.slice(at + 2) : err.message).replace(/0x[0-9a-f]+|\d+/gi, 'N').replace(/\(.*?\)/g, '(…)');
+  tally.reasons[reason] = (tally.reasons[reason] ?? 0) + 1;
 }
 
 export function newTally(): Tally {
-  return { cases: 0, decoded: 0, rejected: 0, crashes: [], byClass: {} };
+  return { cases: 0, decoded: 0, rejected: 0, crashes: [], byClass: {}, reasons: {} };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,6 +453,9 @@ export async function main(args: readonly string[]): Promise<void> {
   ];
   process.stderr.write('\n');
   process.stdout.write(lines.join('\n') + '\n');
+  const reasons = Object.entries(tally.reasons).sort((a, b) => b[1] - a[1]);
+  process.stdout.write(`\nmost frequent of ${reasons.length} kinds of typed rejection:\n`);
+  for (const [reason, n] of reasons.slice(0, 15)) process.stdout.write(`  ${String(n).padStart(6)}  ${reason}\n`);
   for (const c of tally.crashes.slice(0, 5)) {
     process.stdout.write(`\nCRASH case ${c.index} (${c.target}; ${c.how}):\n${c.error}\ninput: ${c.input.slice(0, 2000)}\n`);
   }

@@ -3,7 +3,6 @@ import { basename } from 'node:path';
 import { IoError, UsageError } from '../../errors.js';
 import { parseAcpidump } from '../../hw/acpi/dump/acpidump.js';
 import type { DataBlob, TableImage } from '../../hw/acpi/dump/image.js';
-import { HEADER_SIZE } from '../../hw/acpi/tables/header.js';
 import { isRsdp } from '../../hw/acpi/tables/rsdp.js';
 import { peekSignature } from '../../hw/acpi/tables/table.js';
 import { readTableDirectory } from './tables-dir.js';
@@ -17,16 +16,18 @@ export interface AcpiSource {
 }
 
 /**
- * A binary table file starts with its signature and a length field that fits the file; an
- * acpidump text starts with "SIG @ 0x…", whose "length" would be " @ 0" read as a number —
- * far more than any text file holds.
+ * acpidump output is plain text (acpixtract refuses anything else); a binary table holds
+ * bytes no text has, in its length field if nowhere else. The RSDP is recognised by its
+ * signature. A binary table too damaged to decode is still read as binary, so the decoder
+ * can say what is wrong with it.
  */
 export function looksLikeBinaryTable(bytes: Uint8Array): boolean {
   if (isRsdp(bytes)) return true;
-  if (bytes.length < 8) return false;
-  const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
-  const min = peekSignature(bytes) === 'FACS' ? 8 : HEADER_SIZE;
-  return length >= min && length <= bytes.length;
+  for (const b of bytes) {
+    if (b === 0x09 || b === 0x0a || b === 0x0d || (b >= 0x20 && b < 0x7f)) continue;
+    return true;
+  }
+  return false;
 }
 
 export function readFileBytes(path: string): Uint8Array {

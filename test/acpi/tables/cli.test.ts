@@ -59,6 +59,12 @@ test('acpi decode reads a .dat file and a directory; a missing input names itsel
     const dir = hvmpt(['acpi', 'decode', s.dir, '--json']);
     assert.equal(dir.status, 0, dir.stderr);
     assert.equal((JSON.parse(dir.stdout) as { tables: unknown[] }).tables.length, 6);
+    // A truncated .dat file is still a binary table, and the error says what is wrong with it.
+    const cut = join(s.dir, 'cut.dat');
+    writeFileSync(cut, readFileSync(join(s.dir, 'apic.dat')).subarray(0, 100));
+    const truncated = hvmpt(['acpi', 'decode', cut]);
+    assert.equal(truncated.status, 1);
+    assert.match(truncated.stderr, /cut\.dat.*offset 0x4: table declares length 144, only 100 bytes there/);
     const missing = hvmpt(['acpi', 'decode', join(s.dir, 'nope')]);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /^hvmpt: .*nope: cannot open: ENOENT/);

@@ -358,7 +358,8 @@ export function walkSubtables(
   let index = 0;
   while (at < end) {
     if (at + layout.headerSize > end) {
-      r.fail(at, `${end - at} stray byte(s) after ${layout.what} ${index - 1}, too few for another ${layout.what} header`);
+      const after = index === 0 ? 'where the first' : `after ${layout.what} ${index - 1}, too few for another`;
+      r.fail(at, `${end - at} stray byte(s) ${after} ${layout.what} header should be`);
     }
     const length = layout.readLength(r, at);
     if (length < layout.headerSize) {

@@ -79,8 +79,8 @@ export function tableHeader(signature: string, revision: number, init: Partial<O
  */
 export function encodeStandardTable(w: ByteWriter, header: TableHeader, body: () => void): void {
   const p = 'header';
-  w.put(sig4, header.signature, p, 'signature');
   if (header.signature.length !== 4) w.fail('header.signature', `${JSON.stringify(header.signature)} is not four characters`);
+  w.put(sig4, header.signature, p, 'signature');
   w.put(u32, 0, p, 'length');
   w.put(u8, header.revision, p, 'revision');
   w.put(u8, 0, p, 'checksum');

@@ -339,7 +339,7 @@ export function selectMap(result: ParseResult, input: string, label?: string): F
     const matching = maps.filter((m) => m.label.toLowerCase() === name!.toLowerCase());
     const pick = matching[nth === undefined ? 0 : Number(nth) - 1];
     if (pick === undefined) {
-      throw new E820ParseError(`no map labelled '${label}'; found: ${describeMaps(maps)}`, { input });
+      throw new E820ParseError(`no map labelled '${label}'; found: ${describeMaps(maps).join(', ')}`, { input });
     }
     return pick;
   }
@@ -350,13 +350,13 @@ export function selectMap(result: ParseResult, input: string, label?: string): F
   return maps[0]!;
 }
 
-export function describeMaps(maps: readonly FoundMap[]): string {
+/** One line per map: `user#2 (line 68, 12 entries)`, with the label selectMap accepts. */
+export function describeMaps(maps: readonly FoundMap[]): string[] {
   const seen = new Map<string, number>();
   return maps
     .map((m) => {
       const k = (seen.get(m.label) ?? 0) + 1;
       seen.set(m.label, k);
       return `${m.label}${k > 1 ? `#${k}` : ''} (line ${m.line}, ${m.entries.length} entries)`;
-    })
-    .join(', ');
+    });
 }

@@ -125,6 +125,9 @@ export interface ModuleFile {
   readonly path: string;
 }
 
+/** Module name -> file, per modules folder: walking ~4000 files once per process is enough. */
+const moduleIndex = new Map<string, Map<string, string>>();
+
 function walkModules(dir: string, out: Map<string, string>): void {
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
@@ -139,8 +142,13 @@ function walkModules(dir: string, out: Map<string, string>): void {
  * carries no modules.dep); modules built into the kernel are left out.
  */
 export function resolveModules(kernel: DebianKernel, names: readonly string[]): ModuleFile[] {
-  const files = new Map<string, string>();
-  walkModules(join(kernel.modulesDir, 'kernel'), files);
+  let files = moduleIndex.get(kernel.modulesDir);
+  if (files === undefined) {
+    files = new Map<string, string>();
+    walkModules(join(kernel.modulesDir, 'kernel'), files);
+    moduleIndex.set(kernel.modulesDir, files);
+  }
+  const index = files;
   const builtinPath = join(kernel.modulesDir, 'modules.builtin');
   const builtin = new Set(
     existsSync(builtinPath)
@@ -156,7 +164,7 @@ export function resolveModules(kernel: DebianKernel, names: readonly string[]): 
     const name = raw.replace(/-/g, '_');
     if (state.get(name) === 'done') return;
     if (state.get(name) === 'visiting') throw new GuestSetupError(`module dependency cycle: ${[...chain, name].join(' -> ')}`, { input: kernel.release });
-    const path = files.get(name);
+    const path = index.get(name);
     if (path === undefined) {
       if (builtin.has(name)) {
         state.set(name, 'done');

@@ -99,6 +99,9 @@ function isLinuxLabel(label: string): boolean {
 /** Selects and normalizes a map, sending every warning and note to stderr. */
 function chooseMap(parsed: ParseResult, input: string, label: string | undefined): { found: FoundMap; map: E820Map } {
   const found = selectMap(parsed, input, label);
+  if (label === undefined && parsed.maps.length > 1) {
+    process.stderr.write(`hvmpt: note: ${input}: holds ${parsed.maps.length} maps (${describeMaps(parsed.maps).join(', ')}); using ${found.label} (--map chooses)\n`);
+  }
   const { map, warnings } = normalizeE820(found.entries);
   for (const note of parsed.notes) process.stderr.write(`hvmpt: note: ${input}: ${note}\n`);
   for (const w of warnings) warn(input, found, w);
@@ -138,6 +141,9 @@ function carveRequest(opts: CarveOptions, given: (option: string) => boolean): I
   if (opts.plan !== undefined) {
     const section = loadMemorySection(opts.plan);
     if (section === undefined) throw new UsageError('the plan has no memory section', { input: opts.plan });
+    if (section.layout !== 'identity') {
+      throw new UsageError(`layout is '${section.layout}': only an identity layout is carved from the host`, { input: opts.plan, at: 'memory.layout' });
+    }
     Object.assign(fromPlan, identityRequestFromPlan(section));
   }
   const size = opts.size !== undefined ? sizeOption(opts.size, '--size') : fromPlan.size;

@@ -40,6 +40,8 @@ test('e820 show prints Linux, Xen and JSON forms; each parses back to the same m
 });
 
 test('e820 show lists the maps of a log and selects one by label; stdin works', () => {
+  const chosen = hvmpt(['e820', 'show', XEN]);
+  assert.match(chosen.stderr, /note: .*holds 3 maps \(Xen-e820 \(line 5, 9 entries\), .*\); using Xen-e820 \(--map chooses\)/);
   const list = hvmpt(['e820', 'show', XEN, '--list']);
   assert.equal(list.stdout, 'Xen-e820 (line 5, 9 entries)\nXen (line 53, 12 entries)\nuser (line 68, 12 entries)\n');
   const user = hvmpt(['e820', 'show', '-', '--map', 'user'], { input: hvmpt(['e820', 'show', XEN, '--map', 'user']).stdout });
@@ -129,6 +131,8 @@ test('e820 carve takes its request from a plan; bad values are errors naming the
   assert.match(e.stderr, /memory\.reservations\[0\]\.owner: /);
   writeFileSync(bad, 'memory:\n  size: 1G\n  reservations: [{ start: 0x1000 }]\n');
   assert.match(hvmpt(['e820', 'carve', SEED, '--plan', bad]).stderr, /memory\.reservations\[0\]: give exactly one of end and size/);
+  writeFileSync(bad, 'memory:\n  size: 1G\n');
+  assert.match(hvmpt(['e820', 'carve', SEED, '--plan', bad]).stderr, /bad\.yaml: memory\.layout: layout is 'ordinary': only an identity layout is carved/);
   const u = hvmpt(['e820', 'carve', SEED]);
   assert.equal(u.status, 1);
   assert.match(u.stderr, /--size: say how much identity RAM/);

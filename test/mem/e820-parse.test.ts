@@ -197,3 +197,26 @@ test('the full 64-bit space: an entry ending at 0xffffffffffffffff ends (exclusi
   const printed = formatLinux(normalizeE820(r.maps[0]!.entries).map as E820Map);
   assert.equal(printed, 'BIOS-e820: [mem 0xfffffffffffff000-0xffffffffffffffff] reserved\n');
 });
+
+test('two boots in one log are two maps; Xen maps with date stamps and headers keep their labels; a BOM is ignored', () => {
+  const log = [
+    '\uFEFF[    0.000000] BIOS-provided physical RAM map:',
+    '[    0.000000] BIOS-e820: [mem 0x0000000000000000-0x000000000009ffff] usable',
+    '[    0.000000] BIOS-e820: [mem 0x0000000000100000-0x000000003fffffff] usable',
+    '[    9.000000] something else',
+    '[    0.000000] BIOS-provided physical RAM map:',
+    '[    0.000000] BIOS-e820: [mem 0x0000000000000000-0x000000000009ffff] usable',
+    '[    0.000000] BIOS-e820: [mem 0x0000000000100000-0x000000007fffffff] usable',
+    '(XEN) [2022-01-18 10:00:00.123] Multiboot-e820 RAM map:',
+    '(XEN) [2022-01-18 10:00:00.124]  0000000000000000 - 000000000009fc00 (usable)',
+    '(XEN) [2022-01-18 10:00:00.125]  0000000000100000 - 0000000080000000 (usable)',
+    '(XEN) [2022-01-18 10:00:00.126] Xen-e820 RAM map:',
+    '(XEN) [2022-01-18 10:00:00.127]  [0000000000000000, 000000000009fbff] (usable)',
+  ].join('\r\n');
+  const r = parseE820Text(log, 'two');
+  assert.deepEqual(labels(r.maps), ['BIOS-e820:2', 'BIOS-e820:2', 'Multiboot-e820:2', 'Xen-e820:1']);
+  assert.equal(selectMap(r, 'two', 'BIOS-e820#2').entries[1]!.end, 0x80000000n);
+  assert.equal(selectMap(r, 'two').label, 'Xen-e820');
+  assert.equal(r.maps[2]!.format, 'xen-old');
+  assert.equal(r.maps[3]!.format, 'xen');
+});

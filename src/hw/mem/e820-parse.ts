@@ -133,7 +133,8 @@ interface Group {
  * Parses text in any of the supported formats. Throws E820ParseError (naming the input and
  * line) on a line that claims to be a map entry but is malformed, and when no map is found.
  */
-export function parseE820Text(text: string, input: string): ParseResult {
+export function parseE820Text(raw: string, input: string): ParseResult {
+  const text = raw.replace(/^\uFEFF/, '');
   if (/^\s*\{/.test(text)) return { maps: [parseE820Json(text, input)], notes: [] };
   const lines = text.split(/\r?\n|\r/);
   const logMaps = parseLogLines(lines, input);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { normalizeE820 } from '../../src/hw/mem/e820.js';
 import { parseE820Text, selectMap } from '../../src/hw/mem/e820-parse.js';
-import { readE820Input, readSysfsMemmap, SYSFS_MEMMAP } from '../../src/host/mem/read.js';
+import { readE820Input, readHostE820, readSysfsMemmap, SYSFS_MEMMAP } from '../../src/host/mem/read.js';
 import { hvmpt, run } from '../helpers/run.js';
 
 test('this machine: /sys/firmware/memmap agrees with the kernel\'s own BIOS-e820 lines in dmesg', (t) => {
@@ -14,6 +14,7 @@ test('this machine: /sys/firmware/memmap agrees with the kernel\'s own BIOS-e820
     return t.skip('no memmap');
   }
   const sysfs = normalizeE820(readSysfsMemmap().maps[0]!.entries).map;
+  assert.equal(readHostE820().source, SYSFS_MEMMAP);
   assert.ok(sysfs.entries.some((e) => e.type === 'usable'));
   const dmesg = run('dmesg', []);
   if (dmesg.status !== 0 || !dmesg.stdout.includes('BIOS-e820:')) {

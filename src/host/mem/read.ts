@@ -3,12 +3,13 @@
  * firmware's map as the kernel received it (before memmap= edits); /proc/iomem is the kernel's
  * current view, whose addresses only root can see.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { IoError } from '../../errors.js';
 import { parseE820Text, parseSysfsMemmap, type ParseResult, type SysfsMemmapRecord } from '../../hw/mem/e820-parse.js';
 
 export const SYSFS_MEMMAP = '/sys/firmware/memmap';
+export const PROC_IOMEM = '/proc/iomem';
 
 function readOptional(path: string): string | undefined {
   try {
@@ -56,4 +57,14 @@ export function readE820Input(input: string): ParseResult {
     throw new IoError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input }, { cause: err });
   }
   return parseE820Text(text, input);
+}
+
+/**
+ * This machine's map as firmware gave it: /sys/firmware/memmap when the kernel has it (it is
+ * the map before memmap= edits), else the top level of /proc/iomem (the kernel's current view,
+ * readable only by root). `source` says which was read.
+ */
+export function readHostE820(): { readonly result: ParseResult; readonly source: string } {
+  if (existsSync(SYSFS_MEMMAP) && readdirSync(SYSFS_MEMMAP).length > 0) return { result: readSysfsMemmap(), source: SYSFS_MEMMAP };
+  return { result: readE820Input(PROC_IOMEM), source: PROC_IOMEM };
 }

@@ -281,7 +281,7 @@ function parseIomemLines(lines: readonly string[], input: string): ParseResult |
   if (entries.length === 0) return undefined;
   const notes =
     others.size > 0
-      ? [`/proc/iomem: ${others.size} top-level resource name(s) are not E820 types and were left out (${[...others].slice(0, 4).join(', ')}${others.size > 4 ? ', …' : ''})`]
+      ? [`${others.size} top-level resource name(s) are not E820 types and were left out (${[...others].slice(0, 4).join(', ')}${others.size > 4 ? ', …' : ''})`]
       : [];
   return { maps: [{ label: 'iomem', format: 'iomem', line: first, entries }], notes };
 }

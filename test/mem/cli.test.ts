@@ -142,3 +142,14 @@ test('e820 carve takes its request from a plan; bad values are errors naming the
   assert.equal(big.status, 1);
   assert.match(big.stderr, /no room for guest 0's 4 GiB/);
 });
+
+test('e820 carve grants firmware areas read-only and honours --low-memory none', () => {
+  const r = hvmpt(['e820', 'carve', SEED, '--size', '64M', '--firmware', '0xfd000000+128K=rom', '--low-memory', 'none', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const g = (JSON.parse(r.stdout) as { guests: Array<{ e820: JsonMap; mayMap: Array<{ start: string; end: string; access: string }> }> }).guests[0]!;
+  assert.deepEqual(g.mayMap[1], { start: '0xfd000000', end: '0xfd020000', access: 'ro' });
+  assert.notEqual(g.e820.entries[0]!.start, '0x0');
+  const text = hvmpt(['e820', 'carve', SEED, '--size', '64M', '--format', 'linux']);
+  assert.match(text.stdout, /^user: \[mem 0x0000000000200000-0x00000000041fffff\] reserved$/m);
+  assert.match(text.stdout, /memmap=exactmap memmap=572K@0 memmap=64M@2M /);
+});

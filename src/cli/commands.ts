@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerAcpi } from './acpi.js';
 import { registerDoctor } from './doctor.js';
+import { registerE820 } from './e820.js';
 
 /**
  * Each command group lives in its own module under cli/ and registers itself here;
@@ -8,4 +9,4 @@ import { registerDoctor } from './doctor.js';
  */
 export type CommandGroup = (program: Command) => void;
 
-export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerAcpi];
+export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820, registerAcpi];

@@ -340,6 +340,7 @@ test('values that do not fit are refused with the model path, before anything is
   bad({ ...madt, header: { ...madt.header, signature: 'XXXX' } }, /^header\.signature$/, /must have signature APIC/);
   bad({ ...madt, entries: [{ type: 'localApic', processorUid: 0, apicId: 0, flags: 1, trailing: new Uint8Array(300) }] }, /^entries\[0\]$/, /8-bit length/);
   bad({ ...slit, distances: [[10, 20], [20]] }, /^distances\[1\]$/, /2x2/);
+  bad({ kind: 'definitionBlock', header: tableHeader('APIC', 2), aml: new Uint8Array(0) }, /^header\.signature$/, /DSDT, SSDT/);
   bad({ ...mcfg, allocations: [{ baseAddress: 1n << 64n, segment: 0, startBus: 0, endBus: 0 }] }, /^allocations\[0\]\.baseAddress$/, /64-bit/);
   bad({ ...ivrs, blocks: [{ type: 'ivmd', blockType: 0x10, flags: 0, deviceId: 0, auxData: 0, startAddress: 0n, memoryLength: 0n }] }, /^blocks\[0\]\.blockType$/, /not an IVMD/);
   // A required field missing (a model from JSON, past the type checker).

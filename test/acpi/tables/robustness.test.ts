@@ -5,7 +5,7 @@ import { cleanupScratch, loadCorpus, newTally, runCase } from '../../../fuzz/acp
 import { setChecksum } from '../../../src/hw/acpi/checksum.js';
 import { parseAcpidump } from '../../../src/hw/acpi/dump/acpidump.js';
 import { AcpiParseError } from '../../../src/hw/acpi/errors.js';
-import { decodeTable, encodeTable, splitTableBytes } from '../../../src/hw/acpi/tables/table.js';
+import { decodeTable, decodeTableOrRaw, encodeTable, splitTableBytes } from '../../../src/hw/acpi/tables/table.js';
 import { fixture } from '../../helpers/paths.js';
 
 function fixtureTable(machine: string, name: string): Uint8Array {
@@ -51,6 +51,18 @@ test('subtable lengths of 0 and lengths past the end are typed errors at the rig
   rejects(patched(ivrs, 0x13d, [0xff]), /^offset 0x128$/, /needs 277 bytes/); // an F0h entry's UID length overruns its block
   const srat = fixtureTable('server-supermicro-x8dtt-intel', 'srat');
   rejects(patched(srat, 0x31, [0]), /^offset 0x30$/, /SRAT entry 0 has length 0/);
+});
+
+test('decodeTableOrRaw keeps a malformed typed table as raw bytes with the problem, for pass-through', () => {
+  const apic = patched(fixtureTable('qemu-kvm-q35-bochs', 'apic'), 0x2d, [0]);
+  const { table, problem } = decodeTableOrRaw(apic, { input: 'test' });
+  assert.equal(table.kind, 'raw');
+  assert.ok(problem instanceof AcpiParseError && /length 0/.test(problem.message));
+  assert.deepEqual(encodeTable(table), apic);
+  const fine = decodeTableOrRaw(fixtureTable('qemu-kvm-q35-bochs', 'apic'));
+  assert.equal(fine.table.kind, 'madt');
+  assert.equal(fine.problem, undefined);
+  assert.throws(() => decodeTableOrRaw(apic.subarray(0, 40)), AcpiParseError);
 });
 
 test('lying counts and table lengths are typed errors', () => {

@@ -1,4 +1,5 @@
 import { checksumOk } from '../checksum.js';
+import { AcpiParseError } from '../errors.js';
 import { DEFINITION_BLOCK_SIGNATURES, printableSignature } from '../signatures.js';
 import { ByteReader, ByteWriter, latin1Decode, type TraceEntry } from './binary.js';
 import { type DefinitionBlock, type RawTable, decodeDefinitionBlock, decodeRaw, encodeDefinitionBlockBody, encodeRawBody } from './definition-block.js';
@@ -140,6 +141,21 @@ export function decodeTable(data: Uint8Array, options: DecodeOptions = {}): Acpi
   }
 }
 
+/**
+ * Like decodeTable, but a table whose typed body is malformed comes back as a raw table (its
+ * bytes kept verbatim) together with the problem, so a rewrite can pass it through untouched.
+ * Bytes without a usable header (too short, a length that does not match) still throw.
+ */
+export function decodeTableOrRaw(data: Uint8Array, options: DecodeOptions = {}): { table: AcpiTable; problem?: AcpiParseError } {
+  try {
+    return { table: decodeTable(data, options) };
+  } catch (err) {
+    if (!(err instanceof AcpiParseError) || isRsdp(data) || peekSignature(data) === 'FACS' || declaredLength(data, options.input) !== data.length) throw err;
+    const r = new ByteReader(data, options.input ?? printableSignature(peekSignature(data)));
+    return { table: decodeRaw(r, modelHeader(readHeader(r))), problem: err };
+  }
+}
+
 export interface EncodeOptions {
   /** When given, receives every field written: offset, size, model path, value. */
   readonly trace?: TraceEntry[];
@@ -164,6 +180,9 @@ export function encodeTable(table: AcpiTable, options: EncodeOptions = {}): Uint
       const t = table;
       if (t.kind in KIND_SIGNATURE && KIND_SIGNATURE[t.kind as keyof typeof KIND_SIGNATURE] !== t.header.signature) {
         w.fail('header.signature', `a ${t.kind} table must have signature ${KIND_SIGNATURE[t.kind as keyof typeof KIND_SIGNATURE]}, not ${JSON.stringify(t.header.signature)}`);
+      }
+      if (t.kind === 'definitionBlock' && !DEFINITION_BLOCK_SIGNATURES.has(t.header.signature)) {
+        w.fail('header.signature', `a definition block must be a DSDT, SSDT, PSDT or OSDT, not ${JSON.stringify(t.header.signature)}`);
       }
       encodeStandardTable(w, t.header, () => encodeBody(w, t));
     }

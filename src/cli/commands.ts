@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAcpi } from './acpi.js';
 import { registerDoctor } from './doctor.js';
 import { registerE820 } from './e820.js';
 
@@ -8,4 +9,4 @@ import { registerE820 } from './e820.js';
  */
 export type CommandGroup = (program: Command) => void;
 
-export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820];
+export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820, registerAcpi];

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { registerAcpi } from './acpi.js';
 import { registerDoctor } from './doctor.js';
+import { registerE820 } from './e820.js';
 import { registerPci } from './pci.js';
 
 /**
@@ -8,4 +10,4 @@ import { registerPci } from './pci.js';
  */
 export type CommandGroup = (program: Command) => void;
 
-export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerPci];
+export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820, registerAcpi, registerPci];

@@ -147,3 +147,15 @@ test('inconsistent specs are refused with the function named', () => {
   assert.throws(() => buildEmulatedFunction({ id: 'e', ...base, bars: [{ index: 0, kind: 'mem64', size: 4096 }, { index: 1, kind: 'io', size: 4 }] }), /declared twice/);
   assert.throws(() => msiCapability({ vectors: 3 }), /MSI vectors 3/);
 });
+
+test('a model can declare its Command value and the multi-function bit; both survive a reset', () => {
+  const { fn } = buildEmulatedFunction({ id: 'host', vendorId: 0x8086, deviceId: 0x1237, classCode: 0x060000, command: 0x0006, status: 0x0200, subsystemVendorId: 0x1af4, subsystemId: 0x1100, multifunction: true });
+  assert.equal(fn.read(0x04, 4), 0x0200_0006);
+  assert.equal(fn.read(0x0e, 1), 0x80);
+  assert.equal(fn.read(0x2c, 4), 0x1100_1af4);
+  fn.write(0x04, 2, 0);
+  fn.resetRegisters();
+  assert.equal(fn.read(0x04, 2), 0x0006);
+  assert.equal(fn.read(0x0e, 1), 0x80);
+  assert.deepEqual([...fn.getStoredBytes(0x2c, 4)], [0xf4, 0x1a, 0x00, 0x11]);
+});

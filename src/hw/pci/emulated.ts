@@ -8,6 +8,7 @@ import {
   CAPABILITY_LIST,
   CLASS_DEVICE,
   CLASS_PROG,
+  COMMAND,
   CONFIG_SIZE,
   DEVICE_ID,
   EXT_CONFIG_SIZE,
@@ -96,6 +97,10 @@ export interface EmulatedFunctionSpec {
   readonly interruptPin?: 0 | 1 | 2 | 3 | 4;
   /** Read-only Status bits the device reports (66 MHz, fast back-to-back, DEVSEL timing). */
   readonly status?: number;
+  /** Command at power-on and after reset (default 0: decode off); a host bridge may answer 0x0006. */
+  readonly command?: number;
+  /** Set the multi-function bit even if the composed slot has no other function yet. */
+  readonly multifunction?: boolean;
   /** 4 KiB config space (PCI Express); default: when any capability is extended. */
   readonly extendedConfig?: boolean;
   readonly bars?: readonly BarSpec[];
@@ -133,7 +138,8 @@ export function buildEmulatedFunction(spec: EmulatedFunctionSpec): EmulatedFunct
   fn.setStored(REVISION_ID, 1, u(spec.revision ?? 0, 8, 'revision', id));
   fn.setStored(CLASS_PROG, 1, u(spec.classCode, 24, 'class code', id) & 0xff);
   fn.setStored(CLASS_DEVICE, 2, spec.classCode >>> 8);
-  fn.setStored(HEADER_TYPE, 1, headerType);
+  fn.setStored(HEADER_TYPE, 1, headerType | (spec.multifunction === true ? 0x80 : 0));
+  fn.setStored(COMMAND, 2, u(spec.command ?? 0, 16, 'command', id));
   fn.setStored(STATUS, 2, u(spec.status ?? 0, 16, 'status', id) & ~STATUS_CAP_LIST);
   fn.setStored(INTERRUPT_PIN, 1, spec.interruptPin ?? 0);
   if (headerType === 0) {
@@ -150,6 +156,8 @@ export function buildEmulatedFunction(spec: EmulatedFunctionSpec): EmulatedFunct
     fn.setStored(0x20, 2, 0xfff0);
   }
   declareHeader(fn, headerType);
+  // A model's Command is what it declares, at power-on and after every reset.
+  fn.captureResetValues(COMMAND, 2);
 
   const bars = buildBars(fn, spec, headerType);
   layoutCapabilities(fn, caps);

@@ -281,6 +281,11 @@ export class PciFunction {
     return readLE(this.storage, offset, size, 0);
   }
 
+  /** A copy of `length` stored bytes (a model's register block, such as the seven PAM registers). */
+  getStoredBytes(offset: number, length: number): Uint8Array {
+    return this.storage.slice(offset, offset + length);
+  }
+
   setStored(offset: number, size: AccessSize, value: number): void {
     for (let j = 0; j < size; j++) {
       const o = offset + j;

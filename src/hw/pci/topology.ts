@@ -256,8 +256,8 @@ export class PciTopology {
   }
 
   /**
-   * Sets function 0's multi-function bit where its slot has other visible functions (a
-   * captured bit that is already set stays set).
+   * Sets function 0's multi-function bit where its slot has other visible functions (a bit
+   * already set by a capture or a model stays set).
    */
   updateMultifunction(): void {
     for (const fn of this.busOfFn.keys()) {
@@ -266,8 +266,8 @@ export class PciTopology {
       const base = fn.device << 3;
       let others = false;
       for (let f = 1; f < 8; f++) if (bus.visible(base | f) !== undefined) others = true;
+      // Only ever set: a captured bit, or a model's own, stays as it was.
       if (others) setMultifunction(fn, true);
-      else if (fn.kind !== 'real') setMultifunction(fn, false);
     }
   }
 

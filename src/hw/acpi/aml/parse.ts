@@ -865,7 +865,8 @@ class Parser {
           this.pos++;
           const bits = this.pkgValue();
           const w = this.pkgWidth;
-          out.push(withWidth({ kind: 'ReservedField', bits }, w));
+          // The first pass wants only the names: no element objects.
+          if (!this.declareOnly) out.push(withWidth({ kind: 'ReservedField', bits }, w));
           break;
         }
         case 0x01: {
@@ -901,7 +902,7 @@ class Parser {
           const bits = this.pkgValue();
           const w = this.pkgWidth;
           if (this.declaring()) this.index.declareSeg(this.scope, name);
-          out.push(withWidth({ kind: 'NamedField', name, bits }, w));
+          if (!this.declareOnly) out.push(withWidth({ kind: 'NamedField', name, bits }, w));
         }
       }
     }

@@ -275,6 +275,10 @@ class Parser {
   readonly guesses: { scope: DeclNode; name: NameString; argCount: number }[] = [];
   /** Method bodies being parsed (second pass): declarations there are new to the index. */
   methodDepth = 0;
+  /** Width in bytes of the PkgLength pkgLength() read last. */
+  encodedWidth = 1;
+  /** The enclosing objects' ends, saved by open(). */
+  readonly ends: number[] = [];
   /** Width of the PkgLength just read when it was longer than needed, else 0. */
   pkgWidth = 0;
 
@@ -338,23 +342,41 @@ class Parser {
     return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
   }
 
+  /**
+   * Reads a PkgLength and bounds parsing to the object it measures until close(); returns
+   * the object's end (pkgWidth says how the length was written).
+   */
+  open(): number {
+    const end = this.pkgEnd();
+    this.ends.push(this.end);
+    this.end = end;
+    return end;
+  }
+
+  close(): void {
+    this.end = this.ends.pop()!;
+  }
+
+  /** Decodes a PkgLength's value; `encodedWidth` is left holding its width in bytes. */
+  pkgLength(what: string): number {
+    const start = this.pos;
+    const lead = this.u8(what);
+    const extra = lead >> 6;
+    this.encodedWidth = extra + 1;
+    if (extra === 0) return lead & 0x3f;
+    if ((lead & 0x30) !== 0) throw this.fail(`${what} lead byte 0x${lead.toString(16)} has reserved bits 4-5 set`, start);
+    this.need(extra, what);
+    let value = lead & 0x0f;
+    for (let i = 0; i < extra; i++) value |= this.b[this.pos + i]! << (4 + 8 * i);
+    this.pos += extra;
+    return value;
+  }
+
   /** Reads a PkgLength; returns the absolute end of the object it measures. */
   pkgEnd(): number {
     const start = this.pos;
-    const lead = this.u8('PkgLength');
-    const extra = lead >> 6;
-    let len: number;
-    if (extra === 0) {
-      len = lead & 0x3f;
-    } else {
-      if ((lead & 0x30) !== 0) throw this.fail(`PkgLength lead byte 0x${lead.toString(16)} has reserved bits 4-5 set`, start);
-      this.need(extra, 'PkgLength');
-      const b = this.b;
-      len = lead & 0x0f;
-      for (let i = 0; i < extra; i++) len |= b[this.pos + i]! << (4 + 8 * i);
-      this.pos += extra;
-    }
-    const width = extra + 1;
+    const len = this.pkgLength('PkgLength');
+    const width = this.encodedWidth;
     if (len < width) throw this.fail(`PkgLength ${len} is shorter than its own ${width}-byte encoding`, start);
     const end = start + len;
     if (end > this.end) {
@@ -366,20 +388,8 @@ class Parser {
 
   /** A PkgLength used as a plain number (field widths): not a length of following bytes. */
   pkgValue(): number {
-    const start = this.pos;
-    const lead = this.u8('field length');
-    const extra = lead >> 6;
-    let value: number;
-    if (extra === 0) {
-      value = lead & 0x3f;
-    } else {
-      if ((lead & 0x30) !== 0) throw this.fail(`field length lead byte 0x${lead.toString(16)} has reserved bits 4-5 set`, start);
-      this.need(extra, 'field length');
-      value = lead & 0x0f;
-      for (let i = 0; i < extra; i++) value |= this.b[this.pos + i]! << (4 + 8 * i);
-      this.pos += extra;
-    }
-    this.pkgWidth = extra + 1 === minimalValueWidth(value) ? 0 : extra + 1;
+    const value = this.pkgLength('field length');
+    this.pkgWidth = this.encodedWidth === minimalValueWidth(value) ? 0 : this.encodedWidth;
     return value;
   }
 
@@ -481,23 +491,9 @@ class Parser {
    */
   body(end: number): readonly Term[] {
     if (!this.declareOnly) return this.termList(end);
-    const saveEnd = this.end;
-    const saveDepth = this.depth;
-    const saveScope = this.scope;
-    const saveStack = this.stack.length;
-    try {
-      return this.termList(end);
-    } catch (err) {
-      if (!(err instanceof AmlParseError)) throw err;
-      this.stack.length = saveStack;
-      this.skippedBlocks++;
-      this.end = saveEnd;
-      this.depth = saveDepth;
-      this.scope = saveScope;
-      this.pos = end;
-      return NO_TERMS;
-    }
+    return this.guarded(end, () => this.termList(end)) ?? NO_TERMS;
   }
+
 
   /** TermArg / SuperName: a name here may be a method call. */
   arg(): Term {
@@ -724,20 +720,25 @@ class Parser {
   /** Runs `fn` in the first pass, skipping to `end` (and returning undefined) if it fails. */
   guarded<T>(end: number, fn: () => T): T | undefined {
     const saveEnd = this.end;
+    const saveEnds = this.ends.length;
     const saveDepth = this.depth;
+    const saveScope = this.scope;
     const saveStack = this.stack.length;
     try {
       return fn();
     } catch (err) {
       if (!(err instanceof AmlParseError)) throw err;
-      this.stack.length = saveStack;
       this.skippedBlocks++;
       this.end = saveEnd;
+      this.ends.length = saveEnds;
       this.depth = saveDepth;
+      this.scope = saveScope;
+      this.stack.length = saveStack;
       this.pos = end;
       return undefined;
     }
   }
+
 
   /** If and While: the predicate and body after the PkgLength that ends at `end`. */
   predicateAndBody(end: number): { predicate: Term; body: readonly Term[] } {
@@ -783,22 +784,18 @@ class Parser {
   }
 
   scoped(kind: 'Scope' | 'Device' | 'ThermalZone'): Term {
-    const end = this.pkgEnd();
+    const end = this.open();
     const w = this.pkgWidth;
-    const saveEnd = this.end;
-    this.end = end;
     const name = this.nameString();
     const node = this.index.declare(this.scope, name, kind === 'Scope' ? DeclarationIndex.SCOPE : DeclarationIndex.OBJECT);
     const body = this.bodyIn(node, end);
-    this.end = saveEnd;
+    this.close();
     return withWidth({ kind, name, body }, w);
   }
 
   method(): Term {
-    const end = this.pkgEnd();
+    const end = this.open();
     const w = this.pkgWidth;
-    const saveEnd = this.end;
-    this.end = end;
     const name = this.nameString();
     const flags = this.u8('method flags');
     const node = this.index.declare(this.scope, name, { kind: 'method', argCount: flags & 7 });
@@ -814,28 +811,24 @@ class Parser {
       this.methodDepth--;
       this.scope = saveScope;
     }
-    this.end = saveEnd;
+    this.close();
     const m = { kind: 'Method', name, argCount: flags & 7, serialized: (flags & 8) !== 0, syncLevel: flags >> 4, body } as const;
     return withWidth(m, w);
   }
 
   buffer(): BufferTerm {
-    const end = this.pkgEnd();
+    const end = this.open();
     const w = this.pkgWidth;
-    const saveEnd = this.end;
-    this.end = end;
     const size = this.declareOnly ? ZERO : this.arg();
     const data = this.b.subarray(this.declareOnly ? end : this.pos, end);
     this.pos = end;
-    this.end = saveEnd;
+    this.close();
     return withWidth<BufferTerm>({ kind: 'Buffer', size, data }, w);
   }
 
   pkg(op: number): Term {
-    const end = this.pkgEnd();
+    const end = this.open();
     const w = this.pkgWidth;
-    const saveEnd = this.end;
-    this.end = end;
     let elements: Term[] | readonly Term[] = NO_TERMS;
     let count: number | Term = 0;
     if (this.declareOnly) {
@@ -848,7 +841,7 @@ class Parser {
       elements = stack.slice(base);
       stack.length = base;
     }
-    this.end = saveEnd;
+    this.close();
     return typeof count === 'number'
       ? withWidth({ kind: 'Package', count, elements }, w)
       : withWidth({ kind: 'VarPackage', count, elements }, w);
@@ -987,41 +980,35 @@ class Parser {
         return { kind: 'OperationRegion', name, space: this.u8('region space'), offset: this.arg(), length: this.arg() };
       }
       case Op.Field: {
-        const end = this.pkgEnd();
+        const end = this.open();
         const w = this.pkgWidth;
-        const saveEnd = this.end;
-        this.end = end;
         const region = this.nameString();
         const flags = this.u8('field flags');
         const elements = this.fieldList(end);
-        this.end = saveEnd;
+        this.close();
         const t = { kind: 'Field', region, flags, elements } as const;
         return withWidth(t, w);
       }
       case Op.IndexField: {
-        const end = this.pkgEnd();
+        const end = this.open();
         const w = this.pkgWidth;
-        const saveEnd = this.end;
-        this.end = end;
         const index = this.nameString();
         const data = this.nameString();
         const flags = this.u8('field flags');
         const elements = this.fieldList(end);
-        this.end = saveEnd;
+        this.close();
         const t = { kind: 'IndexField', index, data, flags, elements } as const;
         return withWidth(t, w);
       }
       case Op.BankField: {
-        const end = this.pkgEnd();
+        const end = this.open();
         const w = this.pkgWidth;
-        const saveEnd = this.end;
-        this.end = end;
         const region = this.nameString();
         const bank = this.nameString();
         const bankValue = this.arg();
         const flags = this.u8('field flags');
         const elements = this.fieldList(end);
-        this.end = saveEnd;
+        this.close();
         const t = { kind: 'BankField', region, bank, bankValue, flags, elements } as const;
         return withWidth(t, w);
       }
@@ -1030,28 +1017,24 @@ class Parser {
       case Op.ThermalZone:
         return this.scoped('ThermalZone');
       case Op.Processor: {
-        const end = this.pkgEnd();
+        const end = this.open();
         const w = this.pkgWidth;
-        const saveEnd = this.end;
-        this.end = end;
         const name = this.nameString();
         const procId = this.u8('processor id');
         const pblkAddress = this.u32('processor block address');
         const pblkLength = this.u8('processor block length');
         const body = this.bodyIn(this.index.declare(this.scope, name, DeclarationIndex.OBJECT), end);
-        this.end = saveEnd;
+        this.close();
         return withWidth({ kind: 'Processor', name, procId, pblkAddress, pblkLength, body }, w);
       }
       case Op.PowerRes: {
-        const end = this.pkgEnd();
+        const end = this.open();
         const w = this.pkgWidth;
-        const saveEnd = this.end;
-        this.end = end;
         const name = this.nameString();
         const systemLevel = this.u8('power resource system level');
         const resourceOrder = this.u16('power resource order');
         const body = this.bodyIn(this.index.declare(this.scope, name, DeclarationIndex.OBJECT), end);
-        this.end = saveEnd;
+        this.close();
         return withWidth({ kind: 'PowerResource', name, systemLevel, resourceOrder, body }, w);
       }
       case Op.DataRegion: {

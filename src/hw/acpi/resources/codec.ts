@@ -61,6 +61,36 @@ const LARGE = {
   ClockInput: 0x93,
 } as const;
 
+/**
+ * Body offsets (after the 3-byte large-item header) of the descriptors that address their
+ * variable parts by offset (ACPI 6.5 sections 6.4.3.8.1-6.4.3.11). The `...Offset` fields
+ * they hold count from the descriptor's first byte, header included; `size` is the fixed part.
+ */
+const LARGE_HEADER = 3;
+const GPIO = {
+  revision: 0, connection: 1, flags: 2, intFlags: 4, pinConfig: 6, drive: 7, debounce: 9,
+  pinTableOffset: 11, sourceIndex: 13, sourceOffset: 14, vendorOffset: 16, vendorLength: 18, size: 20,
+} as const;
+const PIN_FUNCTION = {
+  revision: 0, flags: 1, pull: 3, functionNumber: 4, pinTableOffset: 6, sourceIndex: 8, sourceOffset: 9,
+  vendorOffset: 11, vendorLength: 13, size: 15,
+} as const;
+const PIN_CONFIG = {
+  revision: 0, flags: 1, configType: 3, configValue: 4, pinTableOffset: 8, sourceIndex: 10, sourceOffset: 11,
+  vendorOffset: 13, vendorLength: 15, size: 17,
+} as const;
+const PIN_GROUP = { revision: 0, flags: 1, pinTableOffset: 3, labelOffset: 5, vendorOffset: 7, vendorLength: 9, size: 11 } as const;
+const PIN_GROUP_FUNCTION = {
+  revision: 0, flags: 1, functionNumber: 3, sourceIndex: 5, sourceOffset: 6, labelOffset: 8, vendorOffset: 10,
+  vendorLength: 12, size: 14,
+} as const;
+const PIN_GROUP_CONFIG = {
+  revision: 0, flags: 1, configType: 3, configValue: 4, sourceIndex: 8, sourceOffset: 9, labelOffset: 11,
+  vendorOffset: 13, vendorLength: 15, size: 17,
+} as const;
+/** Serial bus descriptors: the common part; the type data starts at `data`. */
+const SERIAL = { revision: 0, sourceIndex: 1, busType: 2, flags: 3, typeFlags: 4, typeRevision: 6, typeDataLength: 7, data: 9 } as const;
+
 // ---- reading ----
 
 class Reader {
@@ -224,58 +254,67 @@ function decodeOne(tag: number, body: Reader): Resource {
     case LARGE.SerialBus:
       return serialBus(b);
     case LARGE.PinFunction: {
+      const L = PIN_FUNCTION;
       return {
         type: 'PinFunction',
-        revision: b.u8(0),
-        flags: b.u16(1),
-        pull: b.u8(3),
-        functionNumber: b.u16(4),
-        pins: pinTable(b, b.u16(6), b.u16(9)),
-        source: { index: b.u8(8), name: b.str(b.u16(9) - 3, b.u16(11) - 3) },
-        vendorData: vendor(b, b.u16(11), b.u16(13)),
+        revision: b.u8(L.revision),
+        flags: b.u16(L.flags),
+        pull: b.u8(L.pull),
+        functionNumber: b.u16(L.functionNumber),
+        pins: pinTable(b, b.u16(L.pinTableOffset), b.u16(L.sourceOffset)),
+        source: { index: b.u8(L.sourceIndex), name: between(b, b.u16(L.sourceOffset), b.u16(L.vendorOffset)) },
+        vendorData: vendor(b, b.u16(L.vendorOffset), b.u16(L.vendorLength)),
       };
     }
-    case LARGE.PinConfig:
+    case LARGE.PinConfig: {
+      const L = PIN_CONFIG;
       return {
         type: 'PinConfig',
-        revision: b.u8(0),
-        flags: b.u16(1),
-        configType: b.u8(3),
-        configValue: b.u32(4),
-        pins: pinTable(b, b.u16(8), b.u16(11)),
-        source: { index: b.u8(10), name: b.str(b.u16(11) - 3, b.u16(13) - 3) },
-        vendorData: vendor(b, b.u16(13), b.u16(15)),
+        revision: b.u8(L.revision),
+        flags: b.u16(L.flags),
+        configType: b.u8(L.configType),
+        configValue: b.u32(L.configValue),
+        pins: pinTable(b, b.u16(L.pinTableOffset), b.u16(L.sourceOffset)),
+        source: { index: b.u8(L.sourceIndex), name: between(b, b.u16(L.sourceOffset), b.u16(L.vendorOffset)) },
+        vendorData: vendor(b, b.u16(L.vendorOffset), b.u16(L.vendorLength)),
       };
-    case LARGE.PinGroup:
+    }
+    case LARGE.PinGroup: {
+      const L = PIN_GROUP;
       return {
         type: 'PinGroup',
-        revision: b.u8(0),
-        flags: b.u16(1),
-        pins: pinTable(b, b.u16(3), b.u16(5)),
-        label: b.str(b.u16(5) - 3, b.u16(7) - 3),
-        vendorData: vendor(b, b.u16(7), b.u16(9)),
+        revision: b.u8(L.revision),
+        flags: b.u16(L.flags),
+        pins: pinTable(b, b.u16(L.pinTableOffset), b.u16(L.labelOffset)),
+        label: between(b, b.u16(L.labelOffset), b.u16(L.vendorOffset)),
+        vendorData: vendor(b, b.u16(L.vendorOffset), b.u16(L.vendorLength)),
       };
-    case LARGE.PinGroupFunction:
+    }
+    case LARGE.PinGroupFunction: {
+      const L = PIN_GROUP_FUNCTION;
       return {
         type: 'PinGroupFunction',
-        revision: b.u8(0),
-        flags: b.u16(1),
-        functionNumber: b.u16(3),
-        source: { index: b.u8(5), name: b.str(b.u16(6) - 3, b.u16(8) - 3) },
-        label: b.str(b.u16(8) - 3, b.u16(10) - 3),
-        vendorData: vendor(b, b.u16(10), b.u16(12)),
+        revision: b.u8(L.revision),
+        flags: b.u16(L.flags),
+        functionNumber: b.u16(L.functionNumber),
+        source: { index: b.u8(L.sourceIndex), name: between(b, b.u16(L.sourceOffset), b.u16(L.labelOffset)) },
+        label: between(b, b.u16(L.labelOffset), b.u16(L.vendorOffset)),
+        vendorData: vendor(b, b.u16(L.vendorOffset), b.u16(L.vendorLength)),
       };
-    case LARGE.PinGroupConfig:
+    }
+    case LARGE.PinGroupConfig: {
+      const L = PIN_GROUP_CONFIG;
       return {
         type: 'PinGroupConfig',
-        revision: b.u8(0),
-        flags: b.u16(1),
-        configType: b.u8(3),
-        configValue: b.u32(4),
-        source: { index: b.u8(8), name: b.str(b.u16(9) - 3, b.u16(11) - 3) },
-        label: b.str(b.u16(11) - 3, b.u16(13) - 3),
-        vendorData: vendor(b, b.u16(13), b.u16(15)),
+        revision: b.u8(L.revision),
+        flags: b.u16(L.flags),
+        configType: b.u8(L.configType),
+        configValue: b.u32(L.configValue),
+        source: { index: b.u8(L.sourceIndex), name: between(b, b.u16(L.sourceOffset), b.u16(L.labelOffset)) },
+        label: between(b, b.u16(L.labelOffset), b.u16(L.vendorOffset)),
+        vendorData: vendor(b, b.u16(L.vendorOffset), b.u16(L.vendorLength)),
       };
+    }
     case LARGE.ClockInput: {
       const base = { type: 'ClockInput', revision: b.u8(0), flags: b.u16(1), divisor: b.u16(3), numerator: b.u32(5) } as const;
       const source = optionalSource(b, 9);
@@ -289,12 +328,17 @@ function decodeOne(tag: number, body: Reader): Resource {
 /** Pins are u16 from `from` to `to`, both offsets from the descriptor start (header included). */
 function pinTable(b: Reader, from: number, to: number): number[] {
   const pins: number[] = [];
-  for (let at = from - 3; at + 2 <= to - 3; at += 2) pins.push(b.u16(at, 'pin table'));
+  for (let at = from - LARGE_HEADER; at + 2 <= to - LARGE_HEADER; at += 2) pins.push(b.u16(at, 'pin table'));
   return pins;
 }
 
+/** The NUL-terminated string at descriptor offset `from`, ending by `to` at the latest. */
+function between(b: Reader, from: number, to: number): string {
+  return b.str(from - LARGE_HEADER, to - LARGE_HEADER);
+}
+
 function vendor(b: Reader, offset: number, length: number): Uint8Array {
-  return length === 0 ? new Uint8Array(0) : b.slice(offset - 3, offset - 3 + length);
+  return length === 0 ? new Uint8Array(0) : b.slice(offset - LARGE_HEADER, offset - LARGE_HEADER + length);
 }
 
 function addressSpace(b: Reader, width: 16 | 32 | 64): AddressSpaceResource {
@@ -339,20 +383,20 @@ function extendedSpace(b: Reader): ExtendedAddressSpaceResource {
 }
 
 function gpio(b: Reader): Resource {
-  const connection = b.u8(1);
-  const sourceOffset = b.u16(14);
-  const vendorOffset = b.u16(16);
+  const L = GPIO;
+  const sourceOffset = b.u16(L.sourceOffset);
+  const vendorOffset = b.u16(L.vendorOffset);
   return {
-    type: connection === 0 ? 'GpioInt' : 'GpioIo',
-    revision: b.u8(0),
-    flags: b.u16(2),
-    intFlags: b.u16(4),
-    pinConfig: b.u8(6),
-    driveStrength: b.u16(7),
-    debounceTimeout: b.u16(9),
-    pins: pinTable(b, b.u16(11), sourceOffset),
-    source: { index: b.u8(13), name: b.str(sourceOffset - 3, (vendorOffset || b.b.length + 3) - 3) },
-    vendorData: vendor(b, vendorOffset, b.u16(18)),
+    type: b.u8(L.connection) === 0 ? 'GpioInt' : 'GpioIo',
+    revision: b.u8(L.revision),
+    flags: b.u16(L.flags),
+    intFlags: b.u16(L.intFlags),
+    pinConfig: b.u8(L.pinConfig),
+    driveStrength: b.u16(L.drive),
+    debounceTimeout: b.u16(L.debounce),
+    pins: pinTable(b, b.u16(L.pinTableOffset), sourceOffset),
+    source: { index: b.u8(L.sourceIndex), name: between(b, sourceOffset, vendorOffset || b.b.length + LARGE_HEADER) },
+    vendorData: vendor(b, vendorOffset, b.u16(L.vendorLength)),
   };
 }
 
@@ -361,21 +405,20 @@ const SERIAL_TYPE = { 1: 'I2cSerialBus', 2: 'SpiSerialBus', 3: 'UartSerialBus', 
 const SERIAL_FIXED = { 1: 6, 2: 9, 3: 10, 4: 0 } as const;
 
 function serialBus(b: Reader): Resource {
-  const busType = b.u8(2);
-  const typeDataLength = b.u16(7);
-  const dataStart = 9;
-  b.need(dataStart, typeDataLength, 'serial bus type data');
+  const busType = b.u8(SERIAL.busType);
+  const typeDataLength = b.u16(SERIAL.typeDataLength);
+  const d = SERIAL.data;
+  b.need(d, typeDataLength, 'serial bus type data');
   const fixed = SERIAL_FIXED[busType as 1 | 2 | 3 | 4] ?? 0;
   if (typeDataLength < fixed) throw new ResourceError(`serial bus type ${busType} data of ${typeDataLength} bytes`, b.input, b.base);
   const common = {
-    revision: b.u8(0),
-    typeRevision: b.u8(6),
-    flags: b.u8(3),
-    typeFlags: b.u16(4),
-    vendorData: b.slice(dataStart + fixed, dataStart + typeDataLength),
-    source: { index: b.u8(1), name: b.str(dataStart + typeDataLength) },
+    revision: b.u8(SERIAL.revision),
+    typeRevision: b.u8(SERIAL.typeRevision),
+    flags: b.u8(SERIAL.flags),
+    typeFlags: b.u16(SERIAL.typeFlags),
+    vendorData: b.slice(d + fixed, d + typeDataLength),
+    source: { index: b.u8(SERIAL.sourceIndex), name: b.str(d + typeDataLength) },
   };
-  const d = dataStart;
   switch (busType) {
     case 1:
       return { type: 'I2cSerialBus', ...common, speed: b.u32(d), address: b.u16(d + 4) };
@@ -592,7 +635,7 @@ export function encodeResource(r: Resource): Uint8Array {
       return large(LARGE.ExtendedInterrupt, o);
     case 'GpioInt':
     case 'GpioIo': {
-      const [pinsAt, nameAt, vendorAt] = layout(20, r.pins, [r.source.name]);
+      const [pinsAt, nameAt, vendorAt] = layout(GPIO.size, r.pins, [r.source.name]);
       o.u8(r.revision).u8(r.type === 'GpioInt' ? 0 : 1).u16(r.flags).u16(r.intFlags).u8(r.pinConfig).u16(r.driveStrength);
       o.u16(r.debounceTimeout).u16(pinsAt!).u8(r.source.index).u16(nameAt!).u16(vendorAt!).u16(r.vendorData.length);
       return large(LARGE.Gpio, tail(o, r.pins, [r.source.name], r.vendorData));
@@ -613,30 +656,30 @@ export function encodeResource(r: Resource): Uint8Array {
       return large(LARGE.SerialBus, o);
     }
     case 'PinFunction': {
-      const [pinsAt, nameAt, vendorAt] = layout(15, r.pins, [r.source.name]);
+      const [pinsAt, nameAt, vendorAt] = layout(PIN_FUNCTION.size, r.pins, [r.source.name]);
       o.u8(r.revision).u16(r.flags).u8(r.pull).u16(r.functionNumber).u16(pinsAt!).u8(r.source.index).u16(nameAt!).u16(vendorAt!);
       o.u16(r.vendorData.length);
       return large(LARGE.PinFunction, tail(o, r.pins, [r.source.name], r.vendorData));
     }
     case 'PinConfig': {
-      const [pinsAt, nameAt, vendorAt] = layout(17, r.pins, [r.source.name]);
+      const [pinsAt, nameAt, vendorAt] = layout(PIN_CONFIG.size, r.pins, [r.source.name]);
       o.u8(r.revision).u16(r.flags).u8(r.configType).u32(r.configValue).u16(pinsAt!).u8(r.source.index).u16(nameAt!).u16(vendorAt!);
       o.u16(r.vendorData.length);
       return large(LARGE.PinConfig, tail(o, r.pins, [r.source.name], r.vendorData));
     }
     case 'PinGroup': {
-      const [pinsAt, labelAt, vendorAt] = layout(11, r.pins, [r.label]);
+      const [pinsAt, labelAt, vendorAt] = layout(PIN_GROUP.size, r.pins, [r.label]);
       o.u8(r.revision).u16(r.flags).u16(pinsAt!).u16(labelAt!).u16(vendorAt!).u16(r.vendorData.length);
       return large(LARGE.PinGroup, tail(o, r.pins, [r.label], r.vendorData));
     }
     case 'PinGroupFunction': {
-      const [, nameAt, labelAt, vendorAt] = layout(14, [], [r.source.name, r.label]);
+      const [, nameAt, labelAt, vendorAt] = layout(PIN_GROUP_FUNCTION.size, [], [r.source.name, r.label]);
       o.u8(r.revision).u16(r.flags).u16(r.functionNumber).u8(r.source.index).u16(nameAt!).u16(labelAt!).u16(vendorAt!);
       o.u16(r.vendorData.length);
       return large(LARGE.PinGroupFunction, tail(o, [], [r.source.name, r.label], r.vendorData));
     }
     case 'PinGroupConfig': {
-      const [, nameAt, labelAt, vendorAt] = layout(17, [], [r.source.name, r.label]);
+      const [, nameAt, labelAt, vendorAt] = layout(PIN_GROUP_CONFIG.size, [], [r.source.name, r.label]);
       o.u8(r.revision).u16(r.flags).u8(r.configType).u32(r.configValue).u8(r.source.index).u16(nameAt!).u16(labelAt!).u16(vendorAt!);
       o.u16(r.vendorData.length);
       return large(LARGE.PinGroupConfig, tail(o, [], [r.source.name, r.label], r.vendorData));
@@ -656,7 +699,7 @@ export function encodeResource(r: Resource): Uint8Array {
  * vendor data. Returns [pins, ...strings, vendor].
  */
 function layout(fixedBody: number, pins: readonly number[], strings: readonly string[]): number[] {
-  const at = [3 + fixedBody];
+  const at = [LARGE_HEADER + fixedBody];
   let next = at[0]! + 2 * pins.length;
   for (const s of strings) {
     at.push(next);

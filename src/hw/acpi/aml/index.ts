@@ -10,6 +10,6 @@ export type { EncodeOptions } from './encode.js';
 export { AmlParseError, AmlDepthError, AmlEncodeError } from './errors.js';
 export { nameSeg, nameString, formatName, trimSeg, pathOf, absoluteSegs, parsePath, isSearchable } from './names.js';
 export { DeclarationIndex, DeclNode } from './declarations.js';
-export { childTerms, visitTerms } from './walk.js';
+export { childTerms, visitTerms, editTermLists } from './walk.js';
 export { encodeEisaId, decodeEisaId, isEisaIdText } from './eisaid.js';
 export * as build from './builder.js';

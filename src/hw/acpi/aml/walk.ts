@@ -162,3 +162,67 @@ export function visitTerms(terms: readonly Term[], visit: (term: Term) => boolea
     for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i]!);
   }
 }
+
+/**
+ * Rewrites the term lists of a tree (object bodies, If/Else/While bodies, package elements,
+ * including packages held by a Name or returned by a Return): `edit` sees every term in such
+ * a list, outer before inner, and returns it (its lists are then rewritten in turn), a
+ * replacement (taken as is), or null to drop it. Terms whose lists
+ * did not change are returned as the same objects, so an untouched subtree re-encodes to
+ * its original bytes. A Package whose declared count equalled its element count keeps them
+ * equal; a larger declared count is kept as it was.
+ */
+export function editTermLists(terms: readonly Term[], edit: (term: Term) => Term | null): Term[] {
+  const out: Term[] = [];
+  for (const t of terms) {
+    const r = edit(t);
+    if (r === null) continue;
+    out.push(r === t ? editLists(t, edit) : r);
+  }
+  return out;
+}
+
+function sameList(a: readonly Term[], b: readonly Term[]): boolean {
+  return a.length === b.length && a.every((t, i) => t === b[i]);
+}
+
+function editLists(t: Term, edit: (term: Term) => Term | null): Term {
+  switch (t.kind) {
+    case 'Scope':
+    case 'Device':
+    case 'ThermalZone':
+    case 'Method':
+    case 'Processor':
+    case 'PowerResource':
+    case 'While': {
+      const body = editTermLists(t.body, edit);
+      return sameList(body, t.body) ? t : { ...t, body };
+    }
+    case 'If': {
+      const body = editTermLists(t.body, edit);
+      const elseBody = t.else === undefined ? undefined : editTermLists(t.else.body, edit);
+      const elseSame = t.else === undefined || sameList(elseBody!, t.else.body);
+      if (sameList(body, t.body) && elseSame) return t;
+      return { ...t, body, ...(t.else === undefined ? {} : { else: elseSame ? t.else : { ...t.else, body: elseBody! } }) };
+    }
+    case 'Package': {
+      const elements = editTermLists(t.elements, edit);
+      if (sameList(elements, t.elements)) return t;
+      return { ...t, elements, count: t.count === t.elements.length ? elements.length : Math.max(t.count, elements.length) };
+    }
+    case 'VarPackage': {
+      const elements = editTermLists(t.elements, edit);
+      return sameList(elements, t.elements) ? t : { ...t, elements };
+    }
+    case 'Name': {
+      const value = editLists(t.value, edit);
+      return value === t.value ? t : { ...t, value };
+    }
+    case 'Return': {
+      const operand = editLists(t.operand, edit);
+      return operand === t.operand ? t : { ...t, operand };
+    }
+    default:
+      return t;
+  }
+}

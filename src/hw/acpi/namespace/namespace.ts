@@ -48,6 +48,8 @@ export interface NsNode {
   readonly conditional: boolean;
   /** Later declarations of the same path (other tables, other branches of an If). */
   readonly redeclarations: readonly { readonly term: Term; readonly table: string }[];
+  /** The Scope() terms that add to this object, in load order (a rewrite hiding it drops them too). */
+  readonly scopes: readonly { readonly term: Term; readonly table: string }[];
 }
 
 class Node implements NsNode {
@@ -61,6 +63,7 @@ class Node implements NsNode {
   table: string | undefined = undefined;
   conditional = false;
   readonly redeclarations: { term: Term; table: string }[] = [];
+  readonly scopes: { term: Term; table: string }[] = [];
 
   constructor(name: string, parent: Node | null, kind: NsKind) {
     this.name = name;
@@ -132,7 +135,10 @@ export class AcpiNamespace {
       switch (t.kind) {
         case 'Scope': {
           const node = this.walkTo(scope, t.name, true);
-          if (node !== undefined) this.load(t.body, node, table, conditional);
+          if (node !== undefined) {
+            node.scopes.push({ term: t, table });
+            this.load(t.body, node, table, conditional);
+          }
           break;
         }
         case 'Device':

@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { encodeAml } from '../../../src/hw/acpi/aml/encode.js';
 import { parseAmlTables } from '../../../src/hw/acpi/aml/parse.js';
 import { allMachines, HEADER_LENGTH } from './fixtures.js';
@@ -34,15 +37,17 @@ const warm = runs.slice(1).sort((a, b) => a.parse + a.encode - (b.parse + b.enco
 const median = warm[Math.floor(warm.length / 2)]!;
 const total = median.parse + median.encode;
 
+const out = mkdtempSync(join(tmpdir(), 'hvmpt-throughput-'));
 const t0 = performance.now();
 let failed = 0;
 for (const m of machines) {
   for (const t of m.tables) {
-    const r = spawnSync('iasl', ['-d', '-p', `/tmp/hvmpt-throughput-${process.pid}`, t.path], { stdio: 'ignore' });
+    const r = spawnSync('iasl', ['-d', '-p', join(out, `${m.name}-${t.name}`), t.path], { stdio: 'ignore' });
     if (r.status !== 0) failed++;
   }
 }
 const iasl = performance.now() - t0;
+rmSync(out, { recursive: true, force: true });
 
 const lines = [
   `aml tables: ${tables.length}`,

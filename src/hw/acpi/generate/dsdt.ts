@@ -11,6 +11,13 @@ import { pciIrqs } from './fixed.js';
  * devices (COM1, RTC, keyboard controller), the four PCI interrupt link devices, an object
  * per PCI function of the plan (_ADR, _SUN), and the motherboard resources Linux wants
  * reserved before it uses the ECAM window.
+ *
+ * Interrupts: hvmpt's monitor routes PCI INTx as PIIX3 does (a slot's pin to PIRQ A-D by the
+ * swizzle, each PIRQ to the ISA IRQ its route register holds, which reaches both the 8259
+ * and the IOAPIC pin of that number). In PIC mode the _PRT names the link devices, whose
+ * _CRS/_SRS/_DIS read and write those route registers; in APIC mode it names GSIs, the IRQs
+ * the facts route the PIRQs to, and \_PIC (1) writes that routing into the PIIX3 so it holds
+ * whatever firmware left there.
  */
 
 export const LINKS = ['LNKA', 'LNKB', 'LNKC', 'LNKD'] as const;
@@ -130,7 +137,9 @@ function linkDevice(f: ResolvedFacts, n: number): Term {
     b.name('_UID', n + 1),
     b.name('_PRS', b.resourceTemplate([{ type: 'Irq', interrupts: f.linkIrqs, mode: PCI_LEVEL_LOW }])),
     b.method('_STA', 0, [b.ifElse(disabled, [b.ret(0x09)]), b.ret(0x0b)]),
-    b.method('_DIS', 0, [b.or(reg, 0x80, reg)]),
+    // In APIC mode the _PRT names GSIs and _PIC has routed the PIRQs to them: the routing is
+    // the platform's then, and Linux disabling every link it scans must not cut it off.
+    b.method('_DIS', 0, [b.ifElse(b.lNot(b.ref('\\PICM')), [b.or(reg, 0x80, reg)])]),
     b.method('_CRS', 0, [
       b.name('BUF0', b.resourceTemplate([{ type: 'Irq', interrupts: [], mode: PCI_LEVEL_LOW }])),
       b.createWordField(b.ref('BUF0'), 1, 'IRQW'),
@@ -187,17 +196,20 @@ function isaDevices(f: ResolvedFacts): Term[] {
   return out;
 }
 
-/** Motherboard resources (PNP0C02): the PM block's ports and the ECAM window, which Linux wants reserved. */
-function motherboardResources(f: ResolvedFacts): Term {
-  const res: Resource[] = [{ type: 'Io', decode16: true, min: f.pm.base, max: f.pm.base, alignment: 0, length: 12 }];
+/**
+ * Motherboard resources (PNP0C02) holding the ECAM window: Linux uses MMCONFIG only when the
+ * window is reserved there (or in the E820). The PM block needs no entry: the FADT reserves it.
+ */
+function motherboardResources(f: ResolvedFacts): Term[] {
   const e = f.ecam;
-  if (e !== undefined) {
-    const size = BigInt(e.endBus - e.startBus + 1) << 20n;
-    const base = e.base + (BigInt(e.startBus) << 20n);
-    if (base + size <= 1n << 32n) res.push({ type: 'FixedMemory32', writable: false, base: Number(base), length: Number(size) });
-    else res.push({ ...space(64, memSpace('noncacheable'), base, base + size - 1n), producer: false });
-  }
-  return b.device('MRES', [b.name('_HID', b.eisaId('PNP0C02')), b.name('_UID', 1), b.name('_CRS', b.resourceTemplate(res))]);
+  if (e === undefined) return [];
+  const size = BigInt(e.endBus - e.startBus + 1) << 20n;
+  const base = e.base + (BigInt(e.startBus) << 20n);
+  const window: Resource =
+    base + size <= 1n << 32n
+      ? { type: 'FixedMemory32', writable: false, base: Number(base), length: Number(size) }
+      : { ...space(64, memSpace('noncacheable'), base, base + size - 1n), producer: false };
+  return [b.device('MRES', [b.name('_HID', b.eisaId('PNP0C02')), b.name('_UID', 1), b.name('_CRS', b.resourceTemplate([window]))])];
 }
 
 export function buildDsdtTerms(f: ResolvedFacts): Term[] {
@@ -228,7 +240,7 @@ export function buildDsdtTerms(f: ResolvedFacts): Term[] {
     ...f.apicIds.map((_, i) => b.device(`C${i.toString(16).toUpperCase().padStart(3, '0')}`, [b.name('_HID', 'ACPI0007'), b.name('_UID', i)])),
     b.device('PCI0', pci0),
     ...LINKS.map((_, n) => linkDevice(f, n)),
-    motherboardResources(f),
+    ...motherboardResources(f),
   ];
   if (f.hpet !== undefined) {
     sb.push(

@@ -143,13 +143,13 @@ function linkDevice(f: ResolvedFacts, n: number): Term {
     b.method('_CRS', 0, [
       b.name('BUF0', b.resourceTemplate([{ type: 'Irq', interrupts: [], mode: PCI_LEVEL_LOW }])),
       b.createWordField(b.ref('BUF0'), 1, 'IRQW'),
-      b.ifElse(b.lNot(disabled), [b.store(b.shiftLeft(1, b.and(reg, 0x0f)), b.ref('IRQW'))]),
+      b.ifElse(b.lNot(disabled), [b.shiftLeft(1, b.and(reg, 0x0f), b.ref('IRQW'))]),
       b.ret(b.ref('BUF0')),
     ]),
     b.method('_SRS', 1, [
       b.createWordField(b.arg(0), 1, 'IRQW'),
       { kind: 'FindSetRightBit', operand: b.ref('IRQW'), target: b.local(0) },
-      b.ifElse(b.local(0), [b.store(b.subtract(b.local(0), 1), reg)], [b.store(0x80, reg)]),
+      b.ifElse(b.local(0), [b.subtract(b.local(0), 1, reg)], [b.store(0x80, reg)]),
     ]),
   ]);
 }

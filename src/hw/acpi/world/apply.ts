@@ -153,7 +153,7 @@ function hideTable(state: State, rule: HideTableRule, problems: RuleProblem[]): 
   const blocks = matches.filter(isDefinitionBlock);
   let terms = new Map<WorldTable, readonly Term[]>();
   const policy = rule.references ?? 'refuse';
-  if (blocks.length > 0 && policy !== 'keep') {
+  if (blocks.length > 0) {
     problems.push(...needAml(state.world, rule.path, 'hiding an AML table means checking references to what it declares'));
     if (problems.length > 0) return [];
     const ns = worldNamespace(state.world);
@@ -354,7 +354,8 @@ function verify(world: World, encoded: readonly { table: AcpiTable }[], hidden: 
     throw err;
   }
   const ns = AcpiNamespace.build(trees.map((tree, i) => ({ table: ordered[i]!.t.name, terms: tree.terms })));
-  const left = hidden.filter((p) => ns.get(p) !== undefined && ns.get(p)!.kind !== 'Scope');
+  // An External of a hidden path (kept by `references: keep`) declares nothing.
+  const left = hidden.filter((p) => ns.get(p) !== undefined && ns.get(p)!.kind !== 'Scope' && ns.get(p)!.kind !== 'External');
   if (left.length > 0) throw new AcpiRuleError(input, [{ path: 'output', message: `hidden objects still declared after rewriting: ${left.join(', ')}` }]);
 }
 

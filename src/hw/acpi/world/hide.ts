@@ -1,4 +1,4 @@
-import { absoluteSegs, formatName, pathOf, trimSeg } from '../aml/names.js';
+import { absoluteSegs, formatName, isSearchable, pathOf, trimSeg } from '../aml/names.js';
 import type { NameString, Term } from '../aml/terms.js';
 import type { AcpiNamespace, NsNode } from '../namespace/namespace.js';
 import { bodyScope, DROP, POISON, rewriteTable, type RewriteContext } from './rewrite.js';
@@ -215,18 +215,20 @@ export function hideObjects(
         if (DECLARING_KINDS.has(t.kind) && 'name' in t && typeof t.name === 'object' && t.kind !== 'Alias') {
           // A declaration of a hidden path the namespace does not list (inside a method body).
           const segs = absoluteSegs(t.name, ctx.scope);
-          if (segs !== undefined && hiddenPaths.has(pathOf(segs))) {
-            if (t.kind === 'External') report.externals++;
-            else report.declarations++;
+          if (t.kind === 'External') {
+            // Externals only tell parsers what a name is; `keep` leaves them with the references.
+            const named = (segs !== undefined && hiddenPaths.has(pathOf(segs))) || (isSearchable(t.name) && hiddenName(t.name, ctx) !== undefined);
+            if (!named) return t;
+            if (policy === 'keep') {
+              report.kept++;
+              return t;
+            }
+            report.externals++;
             return DROP;
           }
-          if (t.kind === 'External') {
-            // An External naming a hidden object by a path that search rules would find.
-            if (hiddenName(t.name, ctx) !== undefined && t.name.segs.length === 1 && !t.name.root && t.name.parents === 0) {
-              report.externals++;
-              return DROP;
-            }
-            return t;
+          if (segs !== undefined && hiddenPaths.has(pathOf(segs))) {
+            report.declarations++;
+            return DROP;
           }
         }
         switch (t.kind) {

@@ -1,6 +1,5 @@
 import { DeclarationIndex } from '../aml/declarations.js';
 import { AmlParseError } from '../aml/errors.js';
-import { formatName } from '../aml/names.js';
 import { collectDeclarations, parseAml } from '../aml/parse.js';
 import type { MethodTerm, Term } from '../aml/terms.js';
 import { visitTerms } from '../aml/walk.js';
@@ -46,7 +45,7 @@ function methodDeclarations(ns: AcpiNamespace, path: string, at: string, problem
 }
 
 /** Picks the method a compiled snippet supplies: the one with the target's path, else its only method. */
-function snippetMethod(source: Extract<MethodSource, { kind: 'aml' }>, targetPath: string, tables: readonly WorldTable[], at: string): MethodTerm {
+function snippetMethod(source: Extract<MethodSource, { kind: 'aml' }>, targetPath: string, tables: readonly WorldTable[], at: string): { path: string; term: MethodTerm } {
   const fail = (message: string): never => {
     throw new SnippetError(message, at);
   };
@@ -81,8 +80,8 @@ function snippetMethod(source: Extract<MethodSource, { kind: 'aml' }>, targetPat
   walk(terms!, []);
   const wanted = source.method ?? targetPath;
   const exact = found.filter((f) => f.path === wanted);
-  if (exact.length === 1) return exact[0]!.term;
-  if (source.method === undefined && found.length === 1) return found[0]!.term;
+  if (exact.length === 1) return exact[0]!;
+  if (source.method === undefined && found.length === 1) return found[0]!;
   return fail(
     found.length === 0
       ? `${source.file} declares no method`
@@ -101,10 +100,10 @@ class SnippetError extends Error {
 
 function newBody(rule: ReplaceMethodRule, target: MethodTerm, tables: readonly WorldTable[], targetPath: string): { body: readonly Term[]; serialized: boolean; syncLevel: number } {
   if (rule.source.kind === 'spec') return { body: specStatements(rule.source.body, `${rule.path}.body`), serialized: target.serialized, syncLevel: target.syncLevel };
-  const m = snippetMethod(rule.source, targetPath, tables, `${rule.path}.aml`);
+  const { path, term: m } = snippetMethod(rule.source, targetPath, tables, `${rule.path}.aml`);
   if (m.argCount !== target.argCount) {
     throw new SnippetError(
-      `the snippet's ${formatName(m.name, false)} takes ${m.argCount} argument(s), ${targetPath} takes ${target.argCount}: callers in the tables were parsed with ${target.argCount}`,
+      `${rule.source.file}'s ${path} takes ${m.argCount} argument(s), ${targetPath} takes ${target.argCount}: callers in the tables were parsed with ${target.argCount}`,
       `${rule.path}.aml`,
     );
   }

@@ -1,5 +1,6 @@
 import { encodeAml } from '../../../src/hw/acpi/aml/encode.js';
 import { parseAmlTables } from '../../../src/hw/acpi/aml/parse.js';
+import { absoluteSegs, isSearchable, pathOf } from '../../../src/hw/acpi/aml/names.js';
 import type { NameString, Term } from '../../../src/hw/acpi/aml/terms.js';
 import type { TableImage } from '../../../src/hw/acpi/dump/image.js';
 import { AcpiNamespace, type NsNode } from '../../../src/hw/acpi/namespace/namespace.js';
@@ -50,11 +51,17 @@ export function leftoverReferences(trees: ReadonlyMap<string, readonly Term[]>, 
       const check = (name: NameString, what: string): void => {
         const n = before.resolve(name, scope);
         if (n !== undefined && hidden.has(n.path)) leaks.push({ table, scope: scopePath, what: `${what} ${n.path}` });
+        // A name no table declares, spelled out under a hidden object.
+        const segs = n === undefined && !isSearchable(name) ? absoluteSegs(name, ctx.scope) : undefined;
+        if (segs !== undefined && segs.some((_, i) => hidden.has(pathOf(segs.slice(0, i + 1))))) leaks.push({ table, scope: scopePath, what: `${what} ${pathOf(segs)} (undeclared, under a hidden object)` });
       };
       if (t.kind === 'NamePath' || t.kind === 'MethodCall' || t.kind === 'External' || t.kind === 'Scope') check(t.name, t.kind);
       if (t.kind === 'Alias') check(t.source, 'Alias of');
       if (t.kind === 'Field') check(t.region, 'Field over');
-      if (t.kind === 'String' && strings.has(t.value.toUpperCase())) leaks.push({ table, scope: scopePath, what: `string "${t.value}"` });
+      if (t.kind === 'String') {
+        const up = t.value.toUpperCase();
+        if ([...strings].some((f) => up === f || up.startsWith(`${f}.`))) leaks.push({ table, scope: scopePath, what: `string "${t.value}"` });
+      }
       return undefined;
     });
   }

@@ -158,6 +158,24 @@ export function hideObjects(
   }
   const strings = new Set<string>();
   for (const n of hidden) for (const f of pathForms(n.path)) strings.add(f);
+  /** The hidden path at or above `segs`, if any. */
+  const hiddenAncestor = (segs: readonly string[]): string | undefined => {
+    for (let i = segs.length; i > 0; i--) {
+      const p = pathOf(segs.slice(0, i));
+      if (hiddenPaths.has(p)) return p;
+    }
+    return undefined;
+  };
+  /** A string holding a hidden path, or a path under one (`"\\_SB.PCI0.GFX0.DD01"`). */
+  const namesHiddenPath = (text: string): boolean => {
+    const up = text.toUpperCase();
+    if (!up.startsWith('\\')) return false;
+    for (let end = up.length; end > 1; end = up.lastIndexOf('.', end - 1)) {
+      if (strings.has(up.slice(0, end))) return true;
+      if (up.lastIndexOf('.', end - 1) < 0) break;
+    }
+    return false;
+  };
 
   const report = { declarations: 0, externals: 0, notifies: 0, condRefOfs: 0, elements: 0, prtEntries: 0, blanked: 0, zeroed: 0, statements: 0, kept: 0 };
   const refused: DanglingReference[] = [];
@@ -178,13 +196,21 @@ export function hideObjects(
       return n;
     };
     const resolve = (name: NameString, ctx: RewriteContext): NsNode | undefined => ns.resolve(name, scopeNode(ctx.scope));
-    const hiddenName = (name: NameString, ctx: RewriteContext): NsNode | undefined => {
+    /**
+     * The hidden path a name refers to: what it resolves to, or, for a name no table declares
+     * (`\_SB.PCI0.SAT1.PRIM.GTME` used without an object behind it), the path it spells out
+     * when that lies under a hidden object.
+     */
+    const hiddenName = (name: NameString, ctx: RewriteContext): string | undefined => {
       const n = resolve(name, ctx);
-      return n !== undefined && hiddenPaths.has(n.path) ? n : undefined;
+      if (n !== undefined) return hiddenPaths.has(n.path) ? n.path : undefined;
+      if (isSearchable(name)) return undefined;
+      const segs = absoluteSegs(name, ctx.scope);
+      return segs === undefined ? undefined : hiddenAncestor(segs);
     };
     const hiddenTarget = (t: Term, ctx: RewriteContext): string | undefined => {
-      if (t.kind === 'NamePath' || t.kind === 'MethodCall') return hiddenName(t.name, ctx)?.path;
-      if (t.kind === 'String') return strings.has(t.value.toUpperCase()) ? t.value : undefined;
+      if (t.kind === 'NamePath' || t.kind === 'MethodCall') return hiddenName(t.name, ctx);
+      if (t.kind === 'String') return namesHiddenPath(t.value) ? t.value : undefined;
       return undefined;
     };
     const other = (t: Term, target: string, ctx: RewriteContext, what: string): Term | typeof POISON | typeof DROP | undefined => {
@@ -217,7 +243,7 @@ export function hideObjects(
           const segs = absoluteSegs(t.name, ctx.scope);
           if (t.kind === 'External') {
             // Externals only tell parsers what a name is; `keep` leaves them with the references.
-            const named = (segs !== undefined && hiddenPaths.has(pathOf(segs))) || (isSearchable(t.name) && hiddenName(t.name, ctx) !== undefined);
+            const named = (segs !== undefined && hiddenAncestor(segs) !== undefined) || (isSearchable(t.name) && hiddenName(t.name, ctx) !== undefined);
             if (!named) return t;
             if (policy === 'keep') {
               report.kept++;
@@ -226,7 +252,7 @@ export function hideObjects(
             report.externals++;
             return DROP;
           }
-          if (segs !== undefined && hiddenPaths.has(pathOf(segs))) {
+          if (segs !== undefined && hiddenAncestor(segs) !== undefined) {
             report.declarations++;
             return DROP;
           }

@@ -74,71 +74,97 @@ const absolutePath = z
   .string()
   .regex(/^\\?([A-Za-z_][A-Za-z0-9_]{0,3})(\.[A-Za-z_][A-Za-z0-9_]{0,3})*$/, 'expected an absolute ACPI path like \\_SB.PCI0.LPCB')
   .transform((p) => (p.startsWith('\\') ? p : `\\${p}`));
-const pinSchema = z.union([z.enum(['A', 'B', 'C', 'D']), z.number().int().min(0).max(3)]).transform((p) => (typeof p === 'number' ? p : 'ABCD'.indexOf(p)));
+const pinSchema = z
+  .union([z.enum(['A', 'B', 'C', 'D']), z.number().int().min(0).max(3)], { error: 'expected a pin: A, B, C, D (or 0-3)' })
+  .transform((p) => (typeof p === 'number' ? p : 'ABCD'.indexOf(p)));
 
 // ---------------------------------------------------------------- AML as data
 
-const intValue = z.union([z.number().int().nonnegative(), z.bigint().nonnegative()]);
+/**
+ * A value that is one of several objects told apart by a key (`{device: …}`, `{return: …}`):
+ * the variant is picked by the key it has, so an error inside it is reported at its own path
+ * (`body[0].crs[1].io.min`) instead of "matches none of the shapes".
+ */
+function byKey<T>(variants: ReadonlyArray<readonly [string, z.ZodType<T, unknown>]>, what: string, primitive?: z.ZodType<T, unknown>): z.ZodType<T, unknown> {
+  return z.unknown().transform((v, ctx): T => {
+    const forward = (r: { success: true; data: T } | { success: false; error: z.ZodError }): T => {
+      if (r.success) return r.data;
+      for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+      return z.NEVER;
+    };
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+      const hit = variants.find(([k]) => Object.hasOwn(v, k));
+      if (hit !== undefined) return forward(hit[1].safeParse(v));
+    } else if (primitive !== undefined) {
+      const r = primitive.safeParse(v);
+      if (r.success) return r.data;
+    }
+    ctx.addIssue({ code: 'custom', message: `expected ${what}` });
+    return z.NEVER;
+  });
+}
 
-const resourceSpec: z.ZodType<ResourceSpec> = z.union(
+const intValue = z.union([z.number().int().nonnegative(), z.bigint().nonnegative()]);
+const flags = { edge: z.boolean().optional(), activeLow: z.boolean().optional(), shared: z.boolean().optional() };
+
+const resourceSpec: z.ZodType<ResourceSpec, unknown> = byKey<ResourceSpec>(
   [
-    z.strictObject({ io: z.strictObject({ min: uint(16), max: uint(16).optional(), alignment: uint(8).optional(), length: uint(8), decode10: z.boolean().optional() }) }),
-    z.strictObject({ fixedIo: z.strictObject({ base: uint(10), length: uint(8) }) }),
-    z.strictObject({ irq: z.array(z.number().int().min(0).max(15)), edge: z.boolean().optional(), activeLow: z.boolean().optional(), shared: z.boolean().optional() }),
-    z.strictObject({ interrupt: z.array(uint(32)).min(1), edge: z.boolean().optional(), activeLow: z.boolean().optional(), shared: z.boolean().optional() }),
-    z.strictObject({ memory32Fixed: z.strictObject({ base: uint(32), length: uint(32), writable: z.boolean().optional() }) }),
+    ['io', z.strictObject({ io: z.strictObject({ min: uint(16), max: uint(16).optional(), alignment: uint(8).optional(), length: uint(8), decode10: z.boolean().optional() }) })],
+    ['fixedIo', z.strictObject({ fixedIo: z.strictObject({ base: uint(10), length: uint(8) }) })],
+    ['irq', z.strictObject({ irq: z.array(z.number().int().min(0).max(15)), ...flags })],
+    ['interrupt', z.strictObject({ interrupt: z.array(uint(32)).min(1), ...flags })],
+    ['memory32Fixed', z.strictObject({ memory32Fixed: z.strictObject({ base: uint(32), length: uint(32), writable: z.boolean().optional() }) })],
   ],
-  { error: 'expected a resource: {io: {min, length}}, {fixedIo: {base, length}}, {irq: [n]}, {interrupt: [gsi]} or {memory32Fixed: {base, length}}' },
+  'a resource: {io: {min, length}}, {fixedIo: {base, length}}, {irq: [n]}, {interrupt: [gsi]} or {memory32Fixed: {base, length}}',
 );
 
-const valueSpec: z.ZodType<ValueSpec> = z.lazy(() =>
-  z.union(
+const valueSpec: z.ZodType<ValueSpec, unknown> = z.lazy(() =>
+  byKey<ValueSpec>(
     [
-      intValue,
-      z.string(),
-      z.strictObject({ eisaId: z.string().regex(/^[A-Z]{3}[0-9A-F]{4}$/, 'expected an EISA id like PNP0A03') }),
-      z.strictObject({ ref: aclPath }),
-      z.strictObject({ call: aclPath, args: z.array(valueSpec).max(7).optional() }),
-      z.strictObject({ package: z.array(valueSpec) }),
-      z.strictObject({ buffer: z.array(z.number().int().min(0).max(255)) }),
-      z.strictObject({ resources: z.array(resourceSpec) }),
-      z.strictObject({ arg: z.number().int().min(0).max(6) }),
-      z.strictObject({ local: z.number().int().min(0).max(7) }),
-      z.strictObject({ op: z.enum(BINARY_OPS), args: z.tuple([valueSpec, valueSpec]) }),
-      z.strictObject({ lNot: valueSpec }),
+      ['eisaId', z.strictObject({ eisaId: z.string().regex(/^[A-Z]{3}[0-9A-F]{4}$/, 'expected an EISA id like PNP0A03') })],
+      ['ref', z.strictObject({ ref: aclPath })],
+      ['call', z.strictObject({ call: aclPath, args: z.array(valueSpec).max(7).optional() })],
+      ['package', z.strictObject({ package: z.array(valueSpec) })],
+      ['buffer', z.strictObject({ buffer: z.array(z.number().int().min(0).max(255)) })],
+      ['resources', z.strictObject({ resources: z.array(resourceSpec) })],
+      ['arg', z.strictObject({ arg: z.number().int().min(0).max(6) })],
+      ['local', z.strictObject({ local: z.number().int().min(0).max(7) })],
+      ['op', z.strictObject({ op: z.enum(BINARY_OPS), args: z.tuple([valueSpec, valueSpec]) })],
+      ['lNot', z.strictObject({ lNot: valueSpec })],
     ],
-    { error: 'expected a value: a number, a string, or {eisaId}, {ref}, {call, args}, {package}, {buffer}, {resources}, {arg}, {local}, {op, args}, {lNot}' },
+    'a value: a number, a string, or {eisaId}, {ref}, {call, args}, {package}, {buffer}, {resources}, {arg}, {local}, {op, args}, {lNot}',
+    z.union([intValue, z.string()]),
   ),
 );
 
-const statementSpec: z.ZodType<StatementSpec> = z.lazy(() =>
-  z.union(
+const statementSpec: z.ZodType<StatementSpec, unknown> = z.lazy(() =>
+  byKey<StatementSpec>(
     [
-      z.strictObject({ return: valueSpec }),
-      z.strictObject({ store: valueSpec, to: valueSpec }),
-      z.strictObject({ notify: aclPath, value: uint(8) }),
-      z.strictObject({ if: valueSpec, then: z.array(statementSpec), else: z.array(statementSpec).optional() }),
-      z.strictObject({ call: aclPath, args: z.array(valueSpec).max(7).optional() }),
-      z.strictObject({ sleep: uint(16) }),
-      z.strictObject({ name: aclPath, value: valueSpec }),
-      z.strictObject({ method: aclPath, args: z.number().int().min(0).max(7).optional(), serialized: z.boolean().optional(), body: z.array(statementSpec) }),
-      z.strictObject({
-        device: aclPath,
-        hid: z.string().min(1).optional(),
-        cid: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
-        uid: z.union([z.number().int().nonnegative(), z.string()]).optional(),
-        adr: uint(32).optional(),
-        sta: uint(8).optional(),
-        crs: z.array(resourceSpec).optional(),
-        body: z.array(statementSpec).optional(),
-      }),
-      z.strictObject({ scope: aclPath, body: z.array(statementSpec) }),
-      z.strictObject({ external: aclPath, type: z.enum(Object.keys(EXTERNAL_TYPES) as [keyof typeof EXTERNAL_TYPES]), args: z.number().int().min(0).max(7).optional() }),
+      [
+        'device',
+        z.strictObject({
+          device: aclPath,
+          hid: z.string().min(1).optional(),
+          cid: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
+          uid: z.union([z.number().int().nonnegative(), z.string()]).optional(),
+          adr: uint(32).optional(),
+          sta: uint(8).optional(),
+          crs: z.array(resourceSpec).optional(),
+          body: z.array(statementSpec).optional(),
+        }),
+      ],
+      ['method', z.strictObject({ method: aclPath, args: z.number().int().min(0).max(7).optional(), serialized: z.boolean().optional(), body: z.array(statementSpec) })],
+      ['scope', z.strictObject({ scope: aclPath, body: z.array(statementSpec) })],
+      ['external', z.strictObject({ external: aclPath, type: z.enum(Object.keys(EXTERNAL_TYPES) as [keyof typeof EXTERNAL_TYPES]), args: z.number().int().min(0).max(7).optional() })],
+      ['if', z.strictObject({ if: valueSpec, then: z.array(statementSpec), else: z.array(statementSpec).optional() })],
+      ['return', z.strictObject({ return: valueSpec })],
+      ['store', z.strictObject({ store: valueSpec, to: valueSpec })],
+      ['notify', z.strictObject({ notify: aclPath, value: uint(8) })],
+      ['call', z.strictObject({ call: aclPath, args: z.array(valueSpec).max(7).optional() })],
+      ['sleep', z.strictObject({ sleep: uint(16) })],
+      ['name', z.strictObject({ name: aclPath, value: valueSpec })],
     ],
-    {
-      error:
-        'expected a statement: {return}, {store, to}, {notify, value}, {if, then, else}, {call, args}, {sleep}, {name, value}, {method, args, body}, {device, hid, cid, uid, adr, sta, crs, body}, {scope, body} or {external, type}',
-    },
+    'a statement: {return}, {store, to}, {notify, value}, {if, then, else}, {call, args}, {sleep}, {name, value}, {method, args, body}, {device, hid, cid, uid, adr, sta, crs, body}, {scope, body} or {external, type}',
   ),
 );
 

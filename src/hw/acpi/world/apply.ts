@@ -103,7 +103,25 @@ function reportLine(r: HideReport): string {
   add(r.zeroed, 'read(s) made Zero');
   add(r.statements, 'statement(s) calling or writing it');
   add(r.kept, 'reference(s) kept');
-  return parts.length === 0 ? 'nothing else referred to it' : `removed ${parts.join(', ')}`;
+  const kept = r.hoisted > 0 ? `; kept ${r.hoisted} declaration(s) written inside it but lying outside it` : '';
+  return (parts.length === 0 ? 'nothing else referred to it' : `removed ${parts.join(', ')}`) + kept;
+}
+
+/**
+ * Objects a hide removed beyond the hidden ones: none, or the engine has a bug (the check
+ * runs on every hide; it is what caught declarations written inside a hidden device but
+ * lying outside it).
+ */
+function collateral(before: AcpiNamespace, world: World, hidden: readonly NsNode[]): string[] {
+  const gone = new Set(hidden.map((n) => n.path));
+  // Paths compared as they are (a mutated table may hold segments no ASL name can spell).
+  const after = new Set([...worldNamespace(world).nodes()].map((n) => n.path));
+  const lost: string[] = [];
+  for (const n of before.nodes()) {
+    if (n.term === undefined || n.kind === 'External' || gone.has(n.path)) continue;
+    if (!after.has(n.path)) lost.push(n.path);
+  }
+  return lost;
 }
 
 function refusedProblems(path: string, refused: ReturnType<typeof hideObjects>['refused'], hint: string): RuleProblem[] {
@@ -172,6 +190,11 @@ function hideTable(state: State, rule: HideTableRule, problems: RuleProblem[]): 
       return [];
     }
     terms = new Map(result.terms);
+    const lost = collateral(ns, withTerms({ ...state.world, tables: state.world.tables.filter((t) => !removed.has(t)) }, terms), result.hidden);
+    if (lost.length > 0) {
+      problems.push({ path: 'output', message: `hiding would also remove ${lost.slice(0, 5).join(', ')}${lost.length > 5 ? ` and ${lost.length - 5} more` : ''}, which only hidden tables do not declare` });
+      return [];
+    }
     if (roots.length > 0) done.push(`objects only ${blocks.map((b) => b.name).join(', ')} declared: ${roots.length} (with what is under them); elsewhere ${reportLine(result.report)}`);
     state.hiddenObjects.push(...roots.map((r) => r.path));
   }
@@ -267,6 +290,11 @@ function hideDevice(state: State, rule: HideDeviceRule, problems: RuleProblem[])
   const pciText = rule.pci === undefined && pciTop.length > 0 ? `; PCI ${pciTop.map(formatPciPath).join(', ')}` : '';
   const done = [`hidden: ${top.map((n) => n.path).join(', ')} (${what}${pciText}): ${reportLine(result.report)}`];
   let world = withTerms(state.world, result.terms);
+  const lost = collateral(ns, world, result.hidden);
+  if (lost.length > 0) {
+    problems.push({ path: 'output', message: `hiding would also remove ${lost.slice(0, 5).join(', ')}${lost.length > 5 ? ` and ${lost.length - 5} more` : ''}, which are not under a hidden object` });
+    return [];
+  }
   if (pciTop.length > 0) {
     const ivrs = world.tables.find((t) => t.table.kind === 'ivrs');
     if (ivrs !== undefined) {
@@ -355,7 +383,8 @@ function verify(world: World, encoded: readonly { table: AcpiTable }[], hidden: 
   }
   const ns = AcpiNamespace.build(trees.map((tree, i) => ({ table: ordered[i]!.t.name, terms: tree.terms })));
   // An External of a hidden path (kept by `references: keep`) declares nothing.
-  const left = hidden.filter((p) => ns.get(p) !== undefined && ns.get(p)!.kind !== 'Scope' && ns.get(p)!.kind !== 'External');
+  const declared = new Set([...ns.nodes()].filter((n) => n.kind !== 'Scope' && n.kind !== 'External').map((n) => n.path));
+  const left = hidden.filter((p) => declared.has(p));
   if (left.length > 0) throw new AcpiRuleError(input, [{ path: 'output', message: `hidden objects still declared after rewriting: ${left.join(', ')}` }]);
 }
 

@@ -26,6 +26,8 @@ import { tableLabel, type WorldTable } from './tables.js';
 
 export interface HideReport {
   readonly declarations: number;
+  /** Declarations written inside a hidden object's term but lying outside it, kept. */
+  readonly hoisted: number;
   readonly externals: number;
   readonly notifies: number;
   readonly condRefOfs: number;
@@ -177,13 +179,53 @@ export function hideObjects(
     return false;
   };
 
-  const report = { declarations: 0, externals: 0, notifies: 0, condRefOfs: 0, elements: 0, prtEntries: 0, blanked: 0, zeroed: 0, statements: 0, kept: 0 };
+  const report = { declarations: 0, hoisted: 0, externals: 0, notifies: 0, condRefOfs: 0, elements: 0, prtEntries: 0, blanked: 0, zeroed: 0, statements: 0, kept: 0 };
   const refused: DanglingReference[] = [];
   const out = new Map<WorldTable, readonly Term[]>();
+
+  /**
+   * Declarations written inside a hidden object's term whose paths lie outside the hidden
+   * objects (`Device (LPCB) { Scope (\_SB) { Device (LNKA) … } }`: LNKA is \_SB.LNKA): removing
+   * the term must not take them along, so they are kept with absolute names.
+   */
+  const escapees = (t: Term, scope: readonly string[]): Term[] => {
+    const found: Term[] = [];
+    const walk = (list: readonly Term[], inner: readonly string[]): void => {
+      for (const item of list) {
+        if (item.kind === 'If') {
+          walk(item.body, inner);
+          if (item.else !== undefined) walk(item.else.body, inner);
+          continue;
+        }
+        if (!DECLARING_KINDS.has(item.kind) || item.kind === 'External' || !('name' in item) || typeof item.name !== 'object') continue;
+        const segs = absoluteSegs(item.name, inner);
+        if (segs === undefined) continue;
+        if (hiddenAncestor(segs) === undefined) {
+          const absolute = { root: true, parents: 0, segs };
+          const same = item.name.root && item.name.segs.length === segs.length;
+          found.push(same ? item : ({ ...item, name: absolute } as Term));
+        } else if (item.kind === 'Scope' || item.kind === 'Device' || item.kind === 'ThermalZone' || item.kind === 'Processor' || item.kind === 'PowerResource') {
+          walk(item.body, segs);
+        }
+      }
+    };
+    if (t.kind === 'Scope' || t.kind === 'Device' || t.kind === 'ThermalZone' || t.kind === 'Processor' || t.kind === 'PowerResource') {
+      walk(t.body, bodyScope(t.name, scope));
+    }
+    return found;
+  };
 
   for (const table of tables) {
     if (table.terms === undefined || removedTables.has(table)) continue;
     const label = tableLabel(table);
+    // First, hidden declarations that hold declarations of other objects become those alone.
+    const hoisted = rewriteTable(table.terms, (t, ctx) => {
+      if (!drop.has(t)) return undefined;
+      const keep = escapees(t, ctx.scope);
+      if (keep.length === 0) return undefined;
+      report.hoisted += keep.length;
+      return { kind: 'Scope', name: { root: true, parents: 0, segs: [] }, body: keep } as Term;
+    });
     const scopeNodes = new Map<string, NsNode>();
     const scopeNode = (segs: readonly string[]): NsNode => {
       const key = segs.join('.');
@@ -232,7 +274,7 @@ export function hideObjects(
     };
 
     const terms = rewriteTable(
-      table.terms,
+      hoisted,
       (t, ctx) => {
         if (drop.has(t)) {
           report.declarations++;

@@ -43,6 +43,7 @@ import type { Capture } from '../hw/pci/capture.js';
 import { composePci, type ComposedPci, type PlacedEmulated } from '../hw/pci/compose.js';
 import { intxRoutes } from '../hw/pci/intx.js';
 import { loadStructuredFile, PlanError, type PlanProblem } from './load.js';
+import { sizeSchema } from './memory.js';
 import { PciSectionSchema, pciComposeInput } from './pci.js';
 
 // ---------------------------------------------------------------- scalars
@@ -59,14 +60,8 @@ function uint(bits: number): z.ZodType<number> {
   });
 }
 
-const address = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  const n = typeof v === 'number' ? (Number.isSafeInteger(v) && v >= 0 ? BigInt(v) : undefined) : /^\s*(0x[0-9a-f]+|\d+)\s*$/i.test(v) ? BigInt(v.trim()) : undefined;
-  if (n === undefined || n >= 1n << 64n) {
-    ctx.addIssue({ code: 'custom', message: `expected an address (a number or "0x…"), got ${JSON.stringify(v)}` });
-    return z.NEVER;
-  }
-  return n;
-});
+/** A 64-bit address: a number, "0x…", or a size such as "4G" (the memory section's parser). */
+const address = sizeSchema;
 
 /** An ACPI path as ASL writes it: `\_SB.PCI0.LPCB`, `_SB.PCI0`, `^LNKA`. */
 const aclPath = z.string().regex(/^(\\|\^*)?([A-Za-z_][A-Za-z0-9_]{0,3})(\.[A-Za-z_][A-Za-z0-9_]{0,3})*$/, 'expected an ACPI path like \\_SB.PCI0.LPCB (segments of 1-4 letters, digits or _)');

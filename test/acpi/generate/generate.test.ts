@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +22,7 @@ import { generateFacts, hiddenPciPaths, loadAcpiPlan } from '../../../src/plan/a
 import { fixture, REPO_ROOT } from '../../helpers/paths.js';
 import { skipUnlessCommand } from '../../helpers/require.js';
 import { compileAsl, disassembleTable } from '../aml/asl.js';
+import { acpiexec } from './acpiexec.js';
 import { HEADER_LENGTH } from '../aml/fixtures.js';
 import { NAMES, compareFields, parseAcpicaFields, rsdpSource } from '../tables/acpica.js';
 import { compile, scratch } from '../tables/iasl.js';
@@ -190,37 +190,28 @@ test('acpiexec runs \\_PIC then _PRT to exactly the plan\'s routing in both inte
   assert.ok(want.length >= 3, 'the example plan routes several slots, one behind a bridge');
   const dir = mkdtempSync(join(tmpdir(), 'hvmpt-acpiexec-'));
   try {
-    writeFileSync(join(dir, 'dsdt.aml'), byName(g, 'dsdt').bytes);
-    const exec = (cmd: string): string => {
-      const r = spawnSync('acpiexec', ['-b', cmd, join(dir, 'dsdt.aml')], { encoding: 'utf8', timeout: 60_000 });
-      assert.equal(r.status, 0, r.stdout + r.stderr);
-      assert.doesNotMatch(r.stdout, /ACPI Error|AE_[A-Z]/, r.stdout);
-      return r.stdout;
+    const dsdt = join(dir, 'dsdt.aml');
+    writeFileSync(dsdt, byName(g, 'dsdt').bytes);
+    const exec = (cmd: string) => {
+      const r = acpiexec(cmd, [dsdt]);
+      assert.equal(r.status, 0, r.output);
+      assert.doesNotMatch(r.output, /ACPI Error|AE_[A-Z]/, r.output);
+      return r;
     };
-    const entries = (out: string) =>
-      out
-        .split(/\[Package\] Contains 4 Elements:/)
-        .slice(1)
-        .map((chunk) =>
-          [...chunk.matchAll(/\[(?:Integer\] = ([0-9A-F]+)|Object Reference\] = \S+ <Node>\s+Name (\w+))/g)]
-            .slice(0, 4)
-            .map((m) => (m[1] !== undefined ? parseInt(m[1], 16) : m[2]!)),
-        );
+    const value = (r: ReturnType<typeof exec>, path: string) => r.results.filter((x) => x.path === path).map((x) => x.value);
     const apic = exec('evaluate \\_PIC 1; evaluate \\_SB.PCI0._PRT; evaluate \\_SB.PCI0.ISA.PRQA; evaluate \\_SB.PCI0.ISA.PRQC');
-    assert.deepEqual(entries(apic), want.map((r) => [(r.slot << 16) | 0xffff, r.pin, 0, r.gsi]), apic);
+    assert.deepEqual(value(apic, '\\_SB.PCI0._PRT'), [want.map((r) => [BigInt((r.slot << 16) | 0xffff), BigInt(r.pin), 0n, BigInt(r.gsi)])]);
     // _PIC (1) routed the PIRQs to the GSIs the table names.
-    assert.match(apic, /Evaluation of \\_SB.PCI0.ISA.PRQA returned object.*\n\s*\[Integer\] = 0*A\b/);
-    assert.match(apic, /Evaluation of \\_SB.PCI0.ISA.PRQC returned object.*\n\s*\[Integer\] = 0*B\b/);
+    assert.deepEqual([...value(apic, '\\_SB.PCI0.ISA.PRQA'), ...value(apic, '\\_SB.PCI0.ISA.PRQC')], [10n, 11n]);
     const pic = exec('evaluate \\_PIC 0; evaluate \\_SB.PCI0._PRT');
-    assert.deepEqual(entries(pic), want.map((r) => [(r.slot << 16) | 0xffff, r.pin, r.link, 0]), pic);
+    assert.deepEqual(value(pic, '\\_SB.PCI0._PRT'), [want.map((r) => [BigInt((r.slot << 16) | 0xffff), BigInt(r.pin), { ref: r.link }, 0n])]);
     // PIC mode: a link's _SRS routes its PIRQ to the IRQ asked for, _CRS reports it, _DIS
     // disables it. APIC mode: _DIS leaves the routing _PIC (1) made.
-    const irq11 = '(23 00 08 18 79 00)';
-    const link = exec(`evaluate \\_PIC 0; evaluate \\_SB.LNKC._SRS ${irq11}; evaluate \\_SB.LNKC._CRS; evaluate \\_SB.PCI0.ISA.PRQC; evaluate \\_SB.LNKC._DIS; evaluate \\_SB.LNKC._STA; evaluate \\_SB.PCI0.ISA.PRQC`);
-    const results = [...link.matchAll(/returned object[^\n]*\n\s*\[(?:Buffer\] Length 06 =\s+0000: ((?:[0-9A-F]{2} ){5}[0-9A-F]{2})|Integer\] = 0*([0-9A-F]+))/g)].map((m) => m[1] ?? m[2]);
-    assert.deepEqual(results, ['23 00 08 18 79 00', 'B', '9', '8B'], link);
+    const irq11 = { buffer: [0x23, 0x00, 0x08, 0x18, 0x79, 0x00] };
+    const link = exec('evaluate \\_PIC 0; evaluate \\_SB.LNKC._SRS (23 00 08 18 79 00); evaluate \\_SB.LNKC._CRS; evaluate \\_SB.PCI0.ISA.PRQC; evaluate \\_SB.LNKC._DIS; evaluate \\_SB.LNKC._STA; evaluate \\_SB.PCI0.ISA.PRQC');
+    assert.deepEqual(link.results.map((x) => x.value), [irq11, 0x0bn, 0x09n, 0x8bn], link.output);
     const apicDis = exec('evaluate \\_PIC 1; evaluate \\_SB.LNKC._DIS; evaluate \\_SB.LNKC._STA; evaluate \\_SB.PCI0.ISA.PRQC');
-    assert.deepEqual([...apicDis.matchAll(/\[Integer\] = 0*([0-9A-F]+)/g)].map((m) => m[1]), ['B', 'B'], apicDis);
+    assert.deepEqual(apicDis.results.map((x) => x.value), [0x0bn, 0x0bn], apicDis.output);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

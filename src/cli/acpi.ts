@@ -303,8 +303,9 @@ function registerRewrite(acpi: Command): void {
     .addHelpText(
       'after',
       '\nRules apply in order, all or nothing: a rule that matches nothing (unless optional),\n' +
-        'or would leave a reference to a hidden object dangling, stops the rewrite with an error\n' +
-        'naming it, and nothing is written. Every table written has its length and checksum\n' +
+        'or would leave a reference to a hidden object dangling (unless it says\n' +
+        '`references: neutralize`), stops the rewrite with an error naming it, and nothing is\n' +
+        'written. Every table written has its length and checksum\n' +
         'computed; RSDP, RSDT and XSDT are not written (whoever places the tables makes them).\n' +
         'Output files are named as `acpixtract -a` names a dump\'s tables (dsdt.dat, ssdt1.dat, …).\n' +
         'Rule reference: docs/acpi.md ("World view").\n\n' +

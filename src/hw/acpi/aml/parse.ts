@@ -549,6 +549,12 @@ class Parser {
   termList(end: number): Term[] {
     const saveEnd = this.end;
     this.end = end;
+    if (this.declareOnly) {
+      // The first pass wants the declarations the terms make, not the lists.
+      while (this.pos < end) this.term(true);
+      this.end = saveEnd;
+      return NO_TERMS as Term[];
+    }
     // Terms collect on a shared stack and leave it as one exact-size array: fewer and smaller
     // allocations than growing an array per list.
     const stack = this.stack;

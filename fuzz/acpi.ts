@@ -8,7 +8,7 @@ import { main as worldMain } from './acpi-world.js';
  * other, N mutations each (100 000 by default): the table readers and codec (acpi-tables), the
  * AML parser, encoder, namespace and resource codec (aml), and the world view (acpi-world:
  * loading, AML summaries, rules, the generator). Exits 1 when any target finds a crash or a hang.
- * About 20 minutes with the defaults on this 2-core machine; each target runs alone with its
+ * About 25 minutes with the defaults on this 2-core machine (the world view takes most); each target runs alone with its
  * own name.
  */
 export async function main(args: readonly string[]): Promise<void> {

@@ -1,0 +1,137 @@
+import type { AccessSize } from '../hw/io.js';
+import { EINTR } from '../native/sys.js';
+import { hex } from '../util/format.js';
+import { EXIT, IOCTL, IO_DIRECTION_OUT, RUN } from './kvm/abi.js';
+import type { Vcpu } from './kvm/vcpu.js';
+import type { MmioBus, PortBus } from './io-bus.js';
+
+/** Why the vCPU loop ended. */
+export type StopReason =
+  | { readonly kind: 'poweroff'; readonly source: string }
+  | { readonly kind: 'reset'; readonly source: string }
+  | { readonly kind: 'debug-exit'; readonly code: number }
+  | { readonly kind: 'stopped'; readonly why: string }
+  | { readonly kind: 'triple-fault' }
+  | { readonly kind: 'error'; readonly message: string };
+
+/**
+ * What devices use to end the run (power-off, reset) and what another thread uses to stop it.
+ * Devices only record the request; the loop acts on it after the exit that made it.
+ */
+export class RunControl {
+  pending: StopReason | undefined;
+  exits = 0;
+
+  request(reason: StopReason): void {
+    this.pending ??= reason;
+  }
+
+  /**
+   * `stopFlag[0]` is set to 1 by another thread (with kvm_run.immediate_exit and a signal) to
+   * ask the loop to return; `why` is then read from the message that carried the request.
+   */
+  constructor(readonly stopFlag: Int32Array = new Int32Array(new SharedArrayBuffer(4))) {}
+}
+
+const SIZES: readonly (AccessSize | 0)[] = [0, 1, 2, 0, 4];
+
+/**
+ * Runs the vCPU until a device or another thread asks it to stop. Every exit is dispatched here,
+ * in this thread, so a config-space round trip costs one KVM_RUN and no thread hop.
+ */
+export function runVcpu(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): StopReason {
+  const sys = vcpu.vm.sys;
+  const fd = vcpu.fd;
+  const run = vcpu.runView;
+  const stopFlag = control.stopFlag;
+  for (;;) {
+    const r = sys.ioctlRaw(fd, IOCTL.RUN);
+    if (r < 0) {
+      if (-r === EINTR) {
+        if (Atomics.load(stopFlag, 0) !== 0) return { kind: 'stopped', why: 'stop requested' };
+        continue;
+      }
+      return { kind: 'error', message: `KVM_RUN failed: errno ${-r}` };
+    }
+    control.exits++;
+    const reason = run.getUint32(RUN.exitReason, true);
+    if (reason === EXIT.IO) {
+      const size = SIZES[run.getUint8(RUN.ioSize)]!;
+      const port = run.getUint16(RUN.ioPort, true);
+      const count = run.getUint32(RUN.ioCount, true);
+      let off = Number(run.getBigUint64(RUN.ioDataOffset, true));
+      if (size === 0) return { kind: 'error', message: `port I/O of size ${run.getUint8(RUN.ioSize)} at ${hex(port)}` };
+      if (run.getUint8(RUN.ioDirection) === IO_DIRECTION_OUT) {
+        for (let i = 0; i < count; i++, off += size) {
+          const v = size === 1 ? run.getUint8(off) : size === 2 ? run.getUint16(off, true) : run.getUint32(off, true);
+          ports.write(port, size, v);
+        }
+      } else {
+        for (let i = 0; i < count; i++, off += size) {
+          const v = ports.read(port, size);
+          if (size === 1) run.setUint8(off, v);
+          else if (size === 2) run.setUint16(off, v, true);
+          else run.setUint32(off, v, true);
+        }
+      }
+    } else if (reason === EXIT.MMIO) {
+      mmioExit(run, mmio);
+    } else if (reason === EXIT.SHUTDOWN) {
+      return { kind: 'triple-fault' };
+    } else if (reason === EXIT.SYSTEM_EVENT) {
+      const type = run.getUint32(RUN.systemEventType, true);
+      return type === 2 ? { kind: 'reset', source: 'KVM system event' } : { kind: 'poweroff', source: `KVM system event ${type}` };
+    } else if (reason === EXIT.INTR) {
+      if (Atomics.load(stopFlag, 0) !== 0) return { kind: 'stopped', why: 'stop requested' };
+    } else {
+      return { kind: 'error', message: describeExit(vcpu, reason) };
+    }
+    if (control.pending !== undefined) return control.pending;
+  }
+}
+
+function mmioExit(run: DataView, mmio: MmioBus): void {
+  const address = Number(run.getBigUint64(RUN.mmioPhysAddr, true));
+  const len = run.getUint32(RUN.mmioLen, true);
+  const write = run.getUint8(RUN.mmioIsWrite) !== 0;
+  const data = RUN.mmioData;
+  if (len === 1 || len === 2 || len === 4) {
+    if (write) mmio.write(address, len, len === 1 ? run.getUint8(data) : len === 2 ? run.getUint16(data, true) : run.getUint32(data, true));
+    else {
+      const v = mmio.read(address, len);
+      if (len === 1) run.setUint8(data, v);
+      else if (len === 2) run.setUint16(data, v, true);
+      else run.setUint32(data, v, true);
+    }
+    return;
+  }
+  // 8-byte accesses become two 4-byte ones, low half first; odd lengths become bytes.
+  const step: AccessSize = len === 8 ? 4 : 1;
+  for (let o = 0; o < Math.min(len, 8); o += step) {
+    if (write) mmio.write(address + o, step, step === 4 ? run.getUint32(data + o, true) : run.getUint8(data + o));
+    else {
+      const v = mmio.read(address + o, step);
+      if (step === 4) run.setUint32(data + o, v, true);
+      else run.setUint8(data + o, v);
+    }
+  }
+}
+
+function describeExit(vcpu: Vcpu, reason: number): string {
+  const run = vcpu.runView;
+  let rip = '?';
+  try {
+    const regs = vcpu.getRegisters();
+    const sregs = vcpu.getSpecialRegisters();
+    rip = `${hex(sregs.cs.selector, 4)}:${hex(regs.rip)} (linear ${hex(sregs.cs.base + regs.rip)})`;
+  } catch {
+    // registers unavailable: report the exit alone
+  }
+  if (reason === EXIT.FAIL_ENTRY) return `VM entry failed (hardware reason ${hex(run.getBigUint64(RUN.failEntryReason, true))}) at ${rip}`;
+  if (reason === EXIT.INTERNAL_ERROR) {
+    const sub = run.getUint32(RUN.internalSuberror, true);
+    const what = sub === 1 ? 'instruction emulation failed' : sub === 2 ? 'exception while delivering an event' : `suberror ${sub}`;
+    return `KVM internal error: ${what} at ${rip}`;
+  }
+  return `unexpected exit reason ${reason} at ${rip}`;
+}

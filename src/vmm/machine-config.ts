@@ -1,0 +1,64 @@
+import type { RamLayout } from './guest-memory.js';
+
+/** One guest E820 entry: type 1 RAM, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS. */
+export interface E820Entry {
+  readonly address: bigint;
+  readonly length: bigint;
+  readonly type: number;
+}
+
+/**
+ * Everything the vCPU thread needs to build a machine: plain data (structured-clonable), so it
+ * crosses into the worker unchanged. The plan compiler produces it; tests and benchmarks write
+ * it directly.
+ */
+export interface MachineConfig {
+  readonly ram: RamLayout;
+  /** The BIOS image (multiple of 64 KiB), mapped read-only below 4 GiB with its last 128 KiB at 0xE0000. */
+  readonly firmware: { readonly name: string; readonly image: Uint8Array };
+  /**
+   * Where the CPU starts: the x86 reset vector (default) or, for micro guests that need 32-bit
+   * addresses, flat unpaged protected mode at a linear entry address.
+   */
+  readonly start?: { readonly mode: 'reset' } | { readonly mode: 'flat32'; readonly entry: number };
+  /** A Linux boot-protocol image handed to the linuxboot_dma option ROM through fw_cfg. */
+  readonly linuxBoot?: {
+    readonly name: string;
+    readonly kernel: Uint8Array;
+    readonly initrd?: Uint8Array;
+    readonly cmdline: string;
+    readonly optionRom: Uint8Array;
+  };
+  /** Extra fw_cfg files (ACPI tables and loader script, option ROMs as genroms/NAME). */
+  readonly fwCfgFiles?: ReadonlyArray<{ readonly name: string; readonly data: Uint8Array; readonly writable?: boolean }>;
+  /** The guest's E820 (etc/e820); defaults to RAM below and above 4 GiB. */
+  readonly e820?: readonly E820Entry[];
+  /** OpenFirmware device paths for the bootorder file; linuxboot is put first when present. */
+  readonly bootOrder?: readonly string[];
+  /** Attach isa-debug-exit at 0xF4 (micro guests end their run through it). */
+  readonly debugExit?: boolean;
+  /** Base port of the ACPI PM1a block (the FADT must declare the same). */
+  readonly acpiPmBase?: number;
+  /** SLP_TYP of \_S5 in the guest's DSDT. */
+  readonly s5SleepType?: number;
+}
+
+export const E820_RAM = 1;
+export const E820_RESERVED = 2;
+
+export function defaultE820(ram: RamLayout): E820Entry[] {
+  const out: E820Entry[] = [{ address: 0n, length: BigInt(ram.below4G), type: E820_RAM }];
+  if (ram.above4G > 0) out.push({ address: 1n << 32n, length: BigInt(ram.above4G), type: E820_RAM });
+  return out;
+}
+
+export function encodeE820(entries: readonly E820Entry[]): Uint8Array {
+  const buf = new Uint8Array(entries.length * 20);
+  const v = new DataView(buf.buffer);
+  entries.forEach((e, i) => {
+    v.setBigUint64(i * 20, e.address, true);
+    v.setBigUint64(i * 20 + 8, e.length, true);
+    v.setUint32(i * 20 + 16, e.type, true);
+  });
+  return buf;
+}

@@ -1,0 +1,213 @@
+import { AcpiPm, ACPI_PM_BASE, ACPI_PM_LENGTH } from '../hw/chipset/acpi-pm.js';
+import { Cmos, CMOS_INDEX_PORT } from '../hw/chipset/cmos.js';
+import { DebugCon, DEBUGCON_PORT, DebugExit, DEBUG_EXIT_PORT } from '../hw/chipset/debug-ports.js';
+import { FW_CFG, FW_CFG_PORT_COUNT, FW_CFG_PORT_SELECTOR, FwCfg, le16, le32, le64 } from '../hw/chipset/fw-cfg.js';
+import { AUX_IRQ, I8042, I8042_DATA_PORT, I8042_STATUS_PORT, KBD_IRQ, SYSTEM_CONTROL_PORT_A, SystemControlPortA } from '../hw/chipset/i8042.js';
+import { linuxBootItems } from '../hw/chipset/linux-boot.js';
+import { ResetControl } from '../hw/chipset/reset-control.js';
+import type { SystemControl } from '../hw/chipset/system.js';
+import { COM1_IRQ, COM1_PORT, Uart8250 } from '../hw/chipset/uart8250.js';
+import type { AccessSize } from '../hw/io.js';
+import { gsiLine, type GsiSink } from '../hw/irq/line.js';
+import { PirqRouter } from '../hw/irq/pirq.js';
+import type { Sys } from '../native/sys.js';
+import type { ByteRing } from './byte-ring.js';
+import { InterimPciBus } from './interim/pci-stub.js';
+import { IoLedger, MmioBus, PortBus } from './io-bus.js';
+import { Kvm, REQUIRED_CAPS } from './kvm/system.js';
+import type { Vcpu } from './kvm/vcpu.js';
+import type { Vm } from './kvm/vm.js';
+import { GuestMemory } from './guest-memory.js';
+import { defaultE820, encodeE820, type MachineConfig } from './machine-config.js';
+import { RunControl } from './vcpu-loop.js';
+
+/** What the machine reports at the end of a run, besides why it stopped. */
+export interface RunReport {
+  readonly exits: number;
+  /** Accesses no device claimed (reads saw all ones, writes were dropped), most frequent first. */
+  readonly unclaimed: string[];
+  /** Devices that threw and were failed; the guest went on without them. */
+  readonly deviceFaults: Array<{ device: string; message: string }>;
+  /** Guest requests the fw_cfg device refused (bad DMA addresses, writes to read-only items). */
+  readonly fwCfgRefusals: string[];
+  /** Guest writes to the BIOS ROM, dropped. */
+  readonly romWritesRefused: number;
+  /** The last value written to the POST diagnostic port 0x80. */
+  readonly lastPostCode: number | undefined;
+  readonly serialBytesDropped: number;
+}
+
+export interface MachineOutputs {
+  readonly serial: ByteRing;
+  readonly debug: ByteRing;
+}
+
+const POST_PORT = 0x80;
+
+/**
+ * A PC-compatible machine on KVM, built inside the vCPU thread so device dispatch costs no
+ * thread hop: in-kernel PIC/IOAPIC/LAPIC and PIT, an i440FX/PIIX3 chipset (PAM, PIRQ routing,
+ * reset control), COM1, CMOS/RTC, i8042 and port 0x92, fw_cfg with DMA, the 0x402 firmware
+ * log, an ACPI PM block, and the BIOS image.
+ */
+export class Machine implements SystemControl, GsiSink {
+  readonly kvm: Kvm;
+  readonly vm: Vm;
+  readonly vcpu: Vcpu;
+  readonly ledger = new IoLedger();
+  readonly ports = new PortBus(this.ledger);
+  readonly mmio = new MmioBus(this.ledger);
+  readonly control: RunControl;
+  readonly memory: GuestMemory;
+  readonly fwCfg: FwCfg;
+  readonly uart: Uart8250;
+  readonly pirq: PirqRouter;
+  private romWritesRefused = 0;
+  private lastPostCode: number | undefined;
+
+  constructor(
+    sys: Sys,
+    readonly config: MachineConfig,
+    private readonly outputs: MachineOutputs,
+    stopFlag: Int32Array,
+  ) {
+    this.control = new RunControl(stopFlag);
+    this.kvm = new Kvm(sys);
+    this.kvm.requireExtensions(REQUIRED_CAPS);
+    this.vm = this.kvm.createVm();
+    this.vm.createIrqchip();
+    this.vm.createPit2();
+    this.memory = new GuestMemory(this.vm, config.ram, config.firmware.image, config.firmware.name);
+    this.vcpu = this.vm.createVcpu(0);
+    this.vcpu.setCpuid(this.kvm.supportedCpuid());
+    this.pirq = new PirqRouter(this);
+
+    const ports = this.ports;
+    this.uart = new Uart8250(COM1_PORT, (b) => outputs.serial.push(b), gsiLine(this, COM1_IRQ));
+    ports.register('com1', COM1_PORT, 8, this.uart);
+    const now = (): number => Date.now();
+    ports.register('cmos', CMOS_INDEX_PORT, 2, new Cmos({ ramBelow4G: config.ram.below4G, ramAbove4G: BigInt(config.ram.above4G), cpus: 1, now }));
+    const i8042 = new I8042(this, gsiLine(this, KBD_IRQ), gsiLine(this, AUX_IRQ));
+    ports.register('i8042', I8042_DATA_PORT, 1, i8042);
+    ports.register('i8042', I8042_STATUS_PORT, 1, i8042);
+    ports.register('port92', SYSTEM_CONTROL_PORT_A, 1, new SystemControlPortA(this));
+    ports.register('debugcon', DEBUGCON_PORT, 1, new DebugCon((b) => outputs.debug.push(b)));
+    ports.register('post', POST_PORT, 1, {
+      readPort: () => this.lastPostCode ?? 0xff,
+      writePort: (_p: number, _s: AccessSize, v: number) => {
+        this.lastPostCode = v & 0xff;
+      },
+    });
+    if (config.debugExit === true) {
+      ports.register('debug-exit', DEBUG_EXIT_PORT, 1, new DebugExit((code) => this.control.request({ kind: 'debug-exit', code })));
+    }
+    const pmBase = config.acpiPmBase ?? ACPI_PM_BASE;
+    const start = process.hrtime.bigint();
+    ports.register('acpi-pm', pmBase, ACPI_PM_LENGTH, new AcpiPm(pmBase, this, { s5SleepType: config.s5SleepType ?? 0, nowNs: () => process.hrtime.bigint() - start }));
+    ports.register(
+      'pci-host',
+      0xcf8,
+      8,
+      new InterimPciBus({
+        pamChanged: (regs) => this.memory.setPam(regs),
+        pirqChanged: (pirq, value) => this.pirq.setRoute(pirq, value),
+        resetControl: new ResetControl(this),
+      }),
+    );
+
+    this.fwCfg = new FwCfg(this.memory, this.fwCfgItems());
+    ports.register('fw_cfg', FW_CFG_PORT_SELECTOR, FW_CFG_PORT_COUNT, this.fwCfg);
+    for (const f of this.fwCfgFiles()) this.fwCfg.addFile(f);
+
+    this.mmio.register('pam', 0xc0000, 0x40000, this.memory.pamHandler());
+    const romSize = config.firmware.image.length;
+    this.mmio.register('bios-rom', 2 ** 32 - romSize, romSize, {
+      readMmio: () => 0xffff_ffff,
+      writeMmio: () => {
+        this.romWritesRefused++;
+      },
+    });
+    if (config.start?.mode === 'flat32') this.enterFlat32(config.start.entry);
+  }
+
+  private fwCfgItems(): Map<number, Uint8Array> {
+    const c = this.config;
+    const items = new Map<number, Uint8Array>([
+      [FW_CFG.UUID, new Uint8Array(16)],
+      [FW_CFG.RAM_SIZE, le64(BigInt(c.ram.below4G) + BigInt(c.ram.above4G))],
+      [FW_CFG.NOGRAPHIC, le16(0)],
+      [FW_CFG.NB_CPUS, le16(1)],
+      [FW_CFG.MAX_CPUS, le16(1)],
+      [FW_CFG.NUMA, le64(0n)],
+      [FW_CFG.BOOT_MENU, le16(0)],
+      [FW_CFG.ACPI_TABLES, le16(0)],
+      [FW_CFG.SMBIOS_ENTRIES, le16(0)],
+      [FW_CFG.IRQ0_OVERRIDE, Uint8Array.of(1)],
+      [FW_CFG.E820_TABLE, le32(0)],
+    ]);
+    if (c.linuxBoot !== undefined) {
+      const lb = c.linuxBoot;
+      for (const [k, v] of linuxBootItems({ kernel: lb.kernel, initrd: lb.initrd, cmdline: lb.cmdline, ramBelow4G: c.ram.below4G, name: lb.name })) items.set(k, v);
+    }
+    return items;
+  }
+
+  private fwCfgFiles(): Array<{ name: string; data: Uint8Array; writable?: boolean }> {
+    const c = this.config;
+    const files: Array<{ name: string; data: Uint8Array; writable?: boolean }> = [];
+    files.push({ name: 'etc/e820', data: encodeE820(c.e820 ?? defaultE820(c.ram)) });
+    const order = [...(c.bootOrder ?? [])];
+    if (c.linuxBoot !== undefined) {
+      files.push({ name: 'genroms/linuxboot_dma.bin', data: c.linuxBoot.optionRom });
+      order.unshift('/rom@genroms/linuxboot_dma.bin');
+    }
+    if (order.length > 0) files.push({ name: 'bootorder', data: new TextEncoder().encode(order.join('\n') + '\nHALT\0') });
+    for (const f of c.fwCfgFiles ?? []) files.push({ ...f });
+    return files;
+  }
+
+  private enterFlat32(entry: number): void {
+    const s = this.vcpu.getSpecialRegisters();
+    const flat = (type: number) => ({ base: 0n, limit: 0xffff_ffff, selector: type === 0xb ? 0x08 : 0x10, type, present: true, dpl: 0, db: true, s: true, l: false, g: true, avl: false, unusable: false });
+    s.cs = flat(0xb);
+    s.ds = s.es = s.fs = s.gs = s.ss = flat(0x3);
+    s.cr0 = (s.cr0 | 1n) & ~(1n << 31n);
+    this.vcpu.setSpecialRegisters(s);
+    const r = this.vcpu.getRegisters();
+    r.rip = BigInt(entry);
+    r.rflags = 2n;
+    r.rsp = 0x9_0000n;
+    this.vcpu.setRegisters(r);
+  }
+
+  setGsi(gsi: number, level: boolean): void {
+    this.vm.irqLine(gsi, level);
+  }
+
+  reset(source: string): void {
+    this.control.request({ kind: 'reset', source });
+  }
+
+  powerOff(source: string): void {
+    this.control.request({ kind: 'poweroff', source });
+  }
+
+  /** Releases the VM (its memory goes with the last fd). */
+  close(): void {
+    this.vcpu.close();
+    this.vm.close();
+    this.kvm.close();
+  }
+
+  report(): RunReport {
+    return {
+      exits: this.control.exits,
+      unclaimed: this.ledger.summary(),
+      deviceFaults: this.ledger.faults.map((f) => ({ device: f.device, message: f.message })),
+      fwCfgRefusals: this.fwCfg.refusals.slice(0, 100).map((r) => `${r.what}: ${r.detail}`),
+      romWritesRefused: this.romWritesRefused,
+      lastPostCode: this.lastPostCode,
+      serialBytesDropped: this.outputs.serial.dropped,
+    };
+  }
+}

@@ -41,6 +41,14 @@ export interface MachineConfig {
   readonly acpiPmBase?: number;
   /** SLP_TYP of \_S5 in the guest's DSDT. */
   readonly s5SleepType?: number;
+  /**
+   * Eventfds (process-wide fd numbers) that inject interrupts without a trip through the vCPU
+   * thread: KVM_IRQFD on `gsi`, level-triggered with a resample fd when given. A `msi` entry
+   * routes the GSI to that MSI message (KVM_SET_GSI_ROUTING) first.
+   */
+  readonly interruptFds?: ReadonlyArray<{ readonly gsi: number; readonly fd: number; readonly resampleFd?: number; readonly msi?: { readonly address: bigint; readonly data: number } }>;
+  /** Guest writes to these ports signal the eventfd inside KVM, with no exit (KVM_IOEVENTFD). */
+  readonly ioEventFds?: ReadonlyArray<{ readonly port: number; readonly length: 1 | 2 | 4; readonly fd: number; readonly datamatch?: number }>;
 }
 
 export const E820_RAM = 1;

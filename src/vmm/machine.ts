@@ -16,7 +16,7 @@ import { InterimPciBus } from './interim/pci-stub.js';
 import { IoLedger, MmioBus, PortBus } from './io-bus.js';
 import { Kvm, REQUIRED_CAPS } from './kvm/system.js';
 import type { Vcpu } from './kvm/vcpu.js';
-import type { Vm } from './kvm/vm.js';
+import { defaultPcRouting, type Vm } from './kvm/vm.js';
 import { GuestMemory } from './guest-memory.js';
 import { defaultE820, encodeE820, type MachineConfig } from './machine-config.js';
 import { RunControl } from './vcpu-loop.js';
@@ -127,7 +127,20 @@ export class Machine implements SystemControl, GsiSink {
         this.romWritesRefused++;
       },
     });
+    this.wireEventFds();
     if (config.start?.mode === 'flat32') this.enterFlat32(config.start.entry);
+  }
+
+  private wireEventFds(): void {
+    const c = this.config;
+    const msi = (c.interruptFds ?? []).filter((f) => f.msi !== undefined);
+    if (msi.length > 0) {
+      this.vm.setGsiRouting([...defaultPcRouting(), ...msi.map((f) => ({ kind: 'msi' as const, gsi: f.gsi, address: f.msi!.address, data: f.msi!.data }))]);
+    }
+    for (const f of c.interruptFds ?? []) this.vm.irqfd(f.fd, f.gsi, f.resampleFd);
+    for (const e of c.ioEventFds ?? []) {
+      this.vm.ioeventfd({ fd: e.fd, address: BigInt(e.port), length: e.length, space: 'pio', datamatch: e.datamatch === undefined ? undefined : BigInt(e.datamatch) });
+    }
   }
 
   private fwCfgItems(): Map<number, Uint8Array> {

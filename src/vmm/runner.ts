@@ -97,11 +97,12 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
       if (timer !== undefined) clearTimeout(timer);
       drain();
       if (vcpu !== undefined) sys.munmap(vcpu.run);
-      void worker.terminate();
+      worker.postMessage('close');
     };
     worker.on('message', (m: WorkerMessage) => {
       switch (m.type) {
         case 'started':
+          // The vCPU fd stays open until we send 'close', so mapping it here cannot race its release.
           vcpu = { thread: m.thread, run: sys.mmap(m.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, m.vcpuFd, 0) };
           if (pendingStop !== undefined) kick();
           return;

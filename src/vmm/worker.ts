@@ -24,6 +24,7 @@ const port = parentPort;
 if (port === null) throw new Error('vmm/worker.js must run as a worker thread');
 const post = (m: WorkerMessage): void => port.postMessage(m);
 const input = workerData as WorkerInput;
+let closeOnRequest = (): void => {};
 
 try {
   const sys = loadSys();
@@ -33,7 +34,7 @@ try {
   post({ type: 'started', thread: sys.threadSelf(), vcpuFd: machine.vcpu.fd, runSize: machine.kvm.vcpuMmapSize });
   const reason = runVcpu(machine.vcpu, machine.ports, machine.mmio, machine.control);
   post({ type: 'done', reason, report: machine.report() });
-  machine.close();
+  closeOnRequest = () => machine.close();
 } catch (err) {
   post({
     type: 'failed',
@@ -43,6 +44,10 @@ try {
   });
 }
 
-// Stay alive until the main thread terminates us: it may still be signalling this thread
-// (a stop racing the guest's own exit), which must never target a thread that has gone.
-port.on('message', () => {});
+// Stay alive until the main thread has let go of the vCPU (its mapping of the run page, any
+// signal it may still send for a stop racing the guest's own exit), then release the VM.
+port.on('message', (m: unknown) => {
+  if (m !== 'close') return;
+  closeOnRequest();
+  port.close();
+});

@@ -133,6 +133,61 @@ export class Asm {
     return this;
   }
 
+  /** mov word/dword [abs], imm (C7 /0 with a direct address; flat segments for 32-bit addresses) */
+  storeImm(address: number, value: number, width: 2 | 4): this {
+    this.opsize(width);
+    if (this.bits === 16 && address > 0xffff) this.out.push(0x67);
+    this.out.push(0xc7, this.bits === 16 && address <= 0xffff ? 0x06 : 0x05);
+    this.imm(address, this.bits === 16 && address <= 0xffff ? 2 : 4);
+    this.imm(value, width);
+    return this;
+  }
+
+  /** mov byte [abs], imm8 */
+  storeImm8(address: number, value: number): this {
+    if (this.bits === 16 && address > 0xffff) this.out.push(0x67);
+    this.out.push(0xc6, this.bits === 16 && address <= 0xffff ? 0x06 : 0x05);
+    this.imm(address, this.bits === 16 && address <= 0xffff ? 2 : 4);
+    this.imm(value, 1);
+    return this;
+  }
+
+  /** and ebx, eax — accumulates what the guest read. */
+  andEbxEax(): this {
+    this.opsize(4);
+    return this.raw(0x21, 0xc3);
+  }
+
+  /** mov eax, ebx */
+  movEaxEbx(): this {
+    this.opsize(4);
+    return this.raw(0x89, 0xd8);
+  }
+
+  /** xor ax, ax; mov ds, ax — real-mode DS = 0 to reach the interrupt vector table. */
+  zeroDs(): this {
+    return this.raw(0x31, 0xc0, 0x8e, 0xd8);
+  }
+
+  /** lgdt / lidt [abs32] (32-bit mode) */
+  lgdt(address: number): this {
+    this.addrsize32();
+    this.out.push(0x0f, 0x01, 0x15);
+    this.imm(address, 4);
+    return this;
+  }
+
+  lidt(address: number): this {
+    this.addrsize32();
+    this.out.push(0x0f, 0x01, 0x1d);
+    this.imm(address, 4);
+    return this;
+  }
+
+  sti(): this {
+    return this.raw(0xfb);
+  }
+
   cli(): this {
     return this.raw(0xfa);
   }

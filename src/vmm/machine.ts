@@ -24,6 +24,8 @@ import { RunControl } from './vcpu-loop.js';
 /** What the machine reports at the end of a run, besides why it stopped. */
 export interface RunReport {
   readonly exits: number;
+  /** Time spent in the vCPU loop (KVM_RUN and dispatch), in nanoseconds. */
+  readonly vcpuNs: number;
   /** Accesses no device claimed (reads saw all ones, writes were dropped), most frequent first. */
   readonly unclaimed: string[];
   /** Devices that threw and were failed; the guest went on without them. */
@@ -215,6 +217,7 @@ export class Machine implements SystemControl, GsiSink {
   report(): RunReport {
     return {
       exits: this.control.exits,
+      vcpuNs: this.control.vcpuNs,
       unclaimed: this.ledger.summary(),
       deviceFaults: this.ledger.faults.map((f) => ({ device: f.device, message: f.message })),
       fwCfgRefusals: this.fwCfg.refusals.slice(0, 100).map((r) => `${r.what}: ${r.detail}`),

@@ -21,6 +21,7 @@ export type StopReason =
 export class RunControl {
   pending: StopReason | undefined;
   exits = 0;
+  vcpuNs = 0;
 
   request(reason: StopReason): void {
     this.pending ??= reason;
@@ -40,6 +41,15 @@ const SIZES: readonly (AccessSize | 0)[] = [0, 1, 2, 0, 4];
  * in this thread, so a config-space round trip costs one KVM_RUN and no thread hop.
  */
 export function runVcpu(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): StopReason {
+  const t0 = process.hrtime.bigint();
+  try {
+    return loop(vcpu, ports, mmio, control);
+  } finally {
+    control.vcpuNs += Number(process.hrtime.bigint() - t0);
+  }
+}
+
+function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): StopReason {
   const sys = vcpu.vm.sys;
   const fd = vcpu.fd;
   const run = vcpu.runView;

@@ -7,7 +7,7 @@ import type { DeviceFault } from './io-bus.js';
 import { RUN } from './kvm/abi.js';
 import type { RunReport } from './machine.js';
 import type { MachineConfig } from './machine-config.js';
-import type { StopReason } from './vcpu-loop.js';
+import { PROBE_REQUESTED, STOP_REQUESTED, type StopReason } from './vcpu-loop.js';
 import type { WorkerMessage } from './worker-protocol.js';
 
 /** The machine could not be built or the vCPU thread died. */
@@ -22,6 +22,11 @@ export interface RunOptions {
   /** Stop the guest after this long (the result says `stopped: timeout`). */
   readonly timeoutMs?: number;
   readonly pollMs?: number;
+  /**
+   * How often to check whether the guest halted with interrupts off (costs one exit each);
+   * 0 turns the check off. Default 250 ms.
+   */
+  readonly haltProbeMs?: number;
 }
 
 export interface RunResult {
@@ -74,18 +79,21 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
   };
   const poll = setInterval(drain, options.pollMs ?? 20);
 
-  const kick = (): void => {
+  const kick = (flag: number): void => {
     if (vcpu === undefined || finished) return;
-    Atomics.store(stopFlag, 0, 1);
+    if (flag === STOP_REQUESTED) Atomics.store(stopFlag, 0, STOP_REQUESTED);
+    else if (Atomics.compareExchange(stopFlag, 0, 0, flag) !== 0) return;
     new DataView(vcpu.run.buffer).setUint8(RUN.immediateExit, 1);
     sys.signalThread(vcpu.thread, SIGUSR2);
   };
+  const probeMs = options.haltProbeMs ?? 250;
+  const probe = probeMs > 0 ? setInterval(() => kick(PROBE_REQUESTED), probeMs) : undefined;
 
   const stop = (why: string): void => {
     if (finished) return;
     stopWhy ??= why;
     if (vcpu === undefined) pendingStop = why;
-    else kick();
+    else kick(STOP_REQUESTED);
   };
 
   const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => stop(`timeout after ${options.timeoutMs} ms`), options.timeoutMs);
@@ -94,6 +102,7 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
     const finish = (): void => {
       finished = true;
       clearInterval(poll);
+      if (probe !== undefined) clearInterval(probe);
       if (timer !== undefined) clearTimeout(timer);
       drain();
       if (vcpu !== undefined) sys.munmap(vcpu.run);
@@ -104,7 +113,7 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
         case 'started':
           // The vCPU fd stays open until we send 'close', so mapping it here cannot race its release.
           vcpu = { thread: m.thread, run: sys.mmap(m.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, m.vcpuFd, 0) };
-          if (pendingStop !== undefined) kick();
+          if (pendingStop !== undefined) kick(STOP_REQUESTED);
           return;
         case 'fault':
           options.onFault?.(m.fault);

@@ -1,7 +1,7 @@
 import type { AccessSize } from '../hw/io.js';
 import { EINTR } from '../native/sys.js';
 import { hex } from '../util/format.js';
-import { EXIT, IOCTL, IO_DIRECTION_OUT, RUN } from './kvm/abi.js';
+import { EXIT, IOCTL, IO_DIRECTION_OUT, MP_STATE_HALTED, RUN } from './kvm/abi.js';
 import type { Vcpu } from './kvm/vcpu.js';
 import type { MmioBus, PortBus } from './io-bus.js';
 
@@ -10,6 +10,8 @@ export type StopReason =
   | { readonly kind: 'poweroff'; readonly source: string }
   | { readonly kind: 'reset'; readonly source: string }
   | { readonly kind: 'debug-exit'; readonly code: number }
+  /** The guest halted with interrupts disabled: nothing can ever wake it (GRUB's and SeaBIOS's last resort). */
+  | { readonly kind: 'halt' }
   | { readonly kind: 'stopped'; readonly why: string }
   | { readonly kind: 'triple-fault' }
   | { readonly kind: 'error'; readonly message: string };
@@ -28,10 +30,27 @@ export class RunControl {
   }
 
   /**
-   * `stopFlag[0]` is set to 1 by another thread (with kvm_run.immediate_exit and a signal) to
-   * ask the loop to return; `why` is then read from the message that carried the request.
+   * Another thread sets `stopFlag[0]` (then kvm_run.immediate_exit, then signals this thread):
+   * STOP_REQUESTED asks the loop to return; PROBE_REQUESTED asks it to check whether the guest
+   * is halted for good and to go on otherwise.
    */
   constructor(readonly stopFlag: Int32Array = new Int32Array(new SharedArrayBuffer(4))) {}
+}
+
+export const STOP_REQUESTED = 1;
+export const PROBE_REQUESTED = 2;
+const RFLAGS_IF = 1n << 9n;
+
+/** After a kick: stop, report a dead halt, or clear the kick and carry on (undefined). */
+function onKick(vcpu: Vcpu, stopFlag: Int32Array): StopReason | undefined {
+  if (Atomics.load(stopFlag, 0) === STOP_REQUESTED) return { kind: 'stopped', why: 'stop requested' };
+  if (Atomics.compareExchange(stopFlag, 0, PROBE_REQUESTED, 0) === PROBE_REQUESTED) {
+    vcpu.runView.setUint8(RUN.immediateExit, 0);
+    if (vcpu.getMpState() === MP_STATE_HALTED && (vcpu.getRegisters().rflags & RFLAGS_IF) === 0n) return { kind: 'halt' };
+    return undefined;
+  }
+  vcpu.runView.setUint8(RUN.immediateExit, 0);
+  return undefined;
 }
 
 const SIZES: readonly (AccessSize | 0)[] = [0, 1, 2, 0, 4];
@@ -58,7 +77,8 @@ function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): S
     const r = sys.ioctlRaw(fd, IOCTL.RUN);
     if (r < 0) {
       if (-r === EINTR) {
-        if (Atomics.load(stopFlag, 0) !== 0) return { kind: 'stopped', why: 'stop requested' };
+        const reason = onKick(vcpu, stopFlag);
+        if (reason !== undefined) return reason;
         continue;
       }
       return { kind: 'error', message: `KVM_RUN failed: errno ${-r}` };
@@ -92,7 +112,8 @@ function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): S
       const type = run.getUint32(RUN.systemEventType, true);
       return type === 2 ? { kind: 'reset', source: 'KVM system event' } : { kind: 'poweroff', source: `KVM system event ${type}` };
     } else if (reason === EXIT.INTR) {
-      if (Atomics.load(stopFlag, 0) !== 0) return { kind: 'stopped', why: 'stop requested' };
+      const why = onKick(vcpu, stopFlag);
+      if (why !== undefined) return why;
     } else {
       return { kind: 'error', message: describeExit(vcpu, reason) };
     }

@@ -161,14 +161,18 @@ test('an MSI route (KVM_SET_GSI_ROUTING) fed by an irqfd reaches the LAPIC; ioev
   }
 });
 
-test('a guest halted with interrupts off is stopped on request (signal + immediate_exit)', async (t) => {
+test('a guest halted with interrupts off ends the run as a halt; a spinning guest is stopped on request', async (t) => {
   if (!skipUnlessKvm(t)) return;
-  const a = say(new Asm(16), 'x').cli().hlt();
-  const running = startMachine(microConfig(a.bytes()), {});
-  await new Promise((r) => setTimeout(r, 200));
-  running.stop('test asked');
-  const result = await running.done;
-  assert.deepEqual(result.reason, { kind: 'stopped', why: 'test asked' });
+  const halted = await runMachine(microConfig(say(new Asm(16), 'x').cli().hlt().bytes()), { timeoutMs: 20_000 });
+  assert.deepEqual(halted.reason, { kind: 'halt' });
+  // Halted with interrupts on is waiting, not dead: it runs until stopped.
+  const waiting = startMachine(microConfig(new Asm(16).sti().label('w').hlt().jmp('w').bytes()), { haltProbeMs: 50 });
+  const spinning = startMachine(microConfig(new Asm(16).label('spin').jmp('spin').bytes()), { haltProbeMs: 50 });
+  await new Promise((r) => setTimeout(r, 400));
+  waiting.stop('test asked');
+  spinning.stop('test asked');
+  assert.deepEqual((await waiting.done).reason, { kind: 'stopped', why: 'test asked' });
+  assert.deepEqual((await spinning.done).reason, { kind: 'stopped', why: 'test asked' });
 });
 
 test('guest resets through 0xCF9, i8042 and port 0x92 end the run with their source', async (t) => {

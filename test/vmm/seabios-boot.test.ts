@@ -39,8 +39,6 @@ test('SeaBIOS boots GRUB through fw_cfg: 0x402 log and serial output', { timeout
     {
       onSerial: (b) => {
         serial += Buffer.from(b).toString('latin1');
-        // Without ACPI tables GRUB's halt cannot power off: its last line is the end of the run.
-        if (serial.includes(GRUB_END_MARK)) machine.stop('GRUB finished');
       },
       onDebug: (b) => {
         debug += Buffer.from(b).toString('latin1');
@@ -49,7 +47,8 @@ test('SeaBIOS boots GRUB through fw_cfg: 0x402 log and serial output', { timeout
     },
   );
   const result = await machine.done;
-  assert.deepEqual(result.reason, { kind: 'stopped', why: 'GRUB finished' }, `serial:\n${serial}\n\ndebug:\n${debug}`);
+  // Without ACPI tables GRUB's halt falls back to SeaBIOS's APM, which halts with interrupts off.
+  assert.deepEqual(result.reason, { kind: 'halt' }, `serial:\n${serial}\n\ndebug:\n${debug}`);
   // SeaBIOS's own account (its log on port 0x402).
   for (const line of [
     'Running on QEMU (i440fx)',

@@ -64,7 +64,10 @@ export const IOCTL = {
   GET_MSRS: iowr(0x88, SIZE.msrsHeader),
   SET_MSRS: iow(0x89, SIZE.msrsHeader),
   SET_CPUID2: iow(0x90, SIZE.cpuid2Header),
+  GET_MP_STATE: ior(0x98, 4),
 } as const;
+
+export const MP_STATE_HALTED = 3;
 
 export const CAP = {
   IRQCHIP: 0x00,

@@ -90,6 +90,13 @@ export class Vcpu {
     this.vm.sys.ioctlBuffer(this.fd, IOCTL.SET_SREGS, buf);
   }
 
+  /** KVM_GET_MP_STATE: 3 (HALTED) when the vCPU sits in HLT waiting for an interrupt. */
+  getMpState(): number {
+    const buf = new Uint8Array(4);
+    this.vm.sys.ioctlBuffer(this.fd, IOCTL.GET_MP_STATE, buf);
+    return new DataView(buf.buffer).getUint32(0, true);
+  }
+
   setCpuid(entries: readonly CpuidEntry[]): void {
     this.vm.sys.ioctlBuffer(this.fd, IOCTL.SET_CPUID2, encodeCpuid(entries));
   }

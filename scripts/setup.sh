@@ -30,3 +30,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 npm run build --silent
+
+# The Linux guest harness's kernel (Debian linux-image-amd64, unpacked into .cache/guest, not installed).
+bash scripts/linux-guest.sh fetch >/dev/null

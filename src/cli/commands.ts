@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerDoctor } from './doctor.js';
+import { registerE820 } from './e820.js';
 
 /**
  * Each command group lives in its own module under cli/ and registers itself here;
@@ -7,4 +8,4 @@ import { registerDoctor } from './doctor.js';
  */
 export type CommandGroup = (program: Command) => void;
 
-export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor];
+export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820];

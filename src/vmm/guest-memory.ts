@@ -9,32 +9,74 @@ import type { Vm } from './kvm/vm.js';
 export class FirmwareImageError extends HvmptError {}
 
 const FOUR_GIB = 0x1_0000_0000n;
-const LEGACY_VGA_BASE = 0xa0000;
+const ISA_HOLE_START = 0xa0000n;
 const PAM_BASE = 0xc0000;
-const HIGH_BASE = 0x100000;
+const PAM_SIZE = 0x40000;
+const HIGH_BASE = 0x100000n;
 const ISA_BIOS_MAX = 0x20000;
 
-export interface RamLayout {
-  /** RAM from 0 up to the PCI hole, in bytes (a multiple of 4 KiB, at least 1 MiB). */
-  readonly below4G: number;
-  /** RAM from 4 GiB up. */
-  readonly above4G: number;
+/** A guest-physical RAM range, [start, end). */
+export interface RamRange {
+  readonly start: bigint;
+  readonly end: bigint;
 }
 
 /**
- * Guest RAM and firmware as KVM memory slots: RAM below the legacy VGA window, the PAM-controlled
- * 0xC0000-0xFFFFF (RAM or the BIOS ROM's alias, per the host bridge's registers), RAM from 1 MiB
- * to the PCI hole and above 4 GiB, and the BIOS image read-only just below 4 GiB. It is also the
- * DMA view devices get: only RAM is reachable, never ROM, MMIO or anything of the host's.
+ * Where the guest has RAM: guest-physical ranges, sorted and disjoint, page aligned. An
+ * ordinary layout is one range from 0 (plus one above 4 GiB); an identity layout has RAM only
+ * at the host addresses its plan carved, plus private low memory.
+ */
+export interface RamLayout {
+  readonly ranges: readonly RamRange[];
+}
+
+/** The one-range (and above-4-GiB) layout of an ordinary guest with `bytes` of RAM and a PCI hole from `holeStart`. */
+export function ordinaryLayout(bytes: bigint, holeStart = 0xe000_0000n): RamLayout {
+  const low = bytes < holeStart ? bytes : holeStart;
+  const ranges: RamRange[] = [{ start: 0n, end: low }];
+  if (bytes > low) ranges.push({ start: FOUR_GIB, end: FOUR_GIB + (bytes - low) });
+  return { ranges };
+}
+
+/** RAM below 4 GiB ends here (what CMOS, linuxboot's initrd limit and SeaBIOS's RamSize mean). */
+export function ramTopBelow4G(layout: RamLayout): number {
+  let top = 0n;
+  for (const r of layout.ranges) if (r.start < FOUR_GIB) top = r.end < FOUR_GIB ? r.end : FOUR_GIB;
+  return Number(top);
+}
+
+export function ramAbove4G(layout: RamLayout): bigint {
+  let n = 0n;
+  for (const r of layout.ranges) if (r.end > FOUR_GIB) n += r.end - (r.start > FOUR_GIB ? r.start : FOUR_GIB);
+  return n;
+}
+
+export function ramTotal(layout: RamLayout): bigint {
+  return layout.ranges.reduce((n, r) => n + (r.end - r.start), 0n);
+}
+
+interface Backed {
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly mapping: Mapping;
+}
+
+/**
+ * Guest RAM and firmware as KVM memory slots: each RAM range (less the legacy VGA/ROM window
+ * 640 KiB-1 MiB) backed by its own anonymous memory; 0xC0000-0xFFFFF switched by the host
+ * bridge's PAM registers between shadow RAM and the BIOS ROM's alias; and the BIOS image
+ * read-only just below 4 GiB. It is also the DMA view devices get: only RAM is reachable,
+ * never ROM, MMIO or anything of the host's.
  */
 export class GuestMemory implements DmaMemory {
-  readonly ram: Mapping;
-  readonly ramBytes: Uint8Array;
+  private readonly backed: Backed[] = [];
+  /** Shadow RAM behind the PAM window; always present, as on an i440FX. */
+  private readonly shadow: Mapping;
+  private readonly shadowBytes: Uint8Array;
   readonly rom: Mapping;
   private readonly romBytes: Uint8Array;
   private pam: PamSegment[];
   private pamSlots: number[] = [];
-  private high: Mapping | undefined;
 
   constructor(
     private readonly vm: Vm,
@@ -45,21 +87,32 @@ export class GuestMemory implements DmaMemory {
     if (firmware.length === 0 || firmware.length % 0x10000 !== 0 || firmware.length > 16 << 20) {
       throw new FirmwareImageError(`${firmware.length} bytes: a BIOS image must be a non-empty multiple of 64 KiB, at most 16 MiB`, { input: firmwareName });
     }
-    if (layout.below4G < HIGH_BASE || layout.below4G % 4096 !== 0) {
-      throw new FirmwareImageError(`RAM below 4 GiB must be a multiple of 4 KiB and at least 1 MiB (got ${layout.below4G})`, { input: 'memory' });
+    const romBase = FOUR_GIB - BigInt(firmware.length);
+    let prevEnd = 0n;
+    layout.ranges.forEach((r, i) => {
+      const at = `memory range ${i} [0x${r.start.toString(16)}, 0x${r.end.toString(16)})`;
+      if (r.start % 4096n !== 0n || r.end % 4096n !== 0n || r.end <= r.start) throw new FirmwareImageError('RAM ranges must be non-empty and page aligned', { input: 'memory', at });
+      if (r.start < prevEnd) throw new FirmwareImageError('RAM ranges must be sorted and disjoint', { input: 'memory', at });
+      if (r.start < FOUR_GIB && r.end > romBase) throw new FirmwareImageError(`RAM overlaps the BIOS ROM at 0x${romBase.toString(16)}`, { input: 'memory', at });
+      prevEnd = r.end;
+    });
+    this.shadow = vm.allocate(PAM_SIZE);
+    this.shadowBytes = new Uint8Array(this.shadow.buffer);
+    for (const r of layout.ranges) {
+      // The legacy window is never RAM: split a range that spans it.
+      const pieces: RamRange[] = [];
+      if (r.start < ISA_HOLE_START) pieces.push({ start: r.start, end: r.end < ISA_HOLE_START ? r.end : ISA_HOLE_START });
+      if (r.end > HIGH_BASE) pieces.push({ start: r.start > HIGH_BASE ? r.start : HIGH_BASE, end: r.end });
+      for (const p of pieces) {
+        const mapping = vm.allocate(Number(p.end - p.start));
+        this.backed.push({ start: p.start, end: p.end, mapping });
+        this.slot(p.start, Number(p.end - p.start), mapping.address, false);
+      }
     }
-    this.ram = vm.allocate(layout.below4G);
-    this.ramBytes = new Uint8Array(this.ram.buffer);
     this.rom = vm.allocate(firmware.length);
     this.romBytes = new Uint8Array(this.rom.buffer);
     this.romBytes.set(firmware);
-    this.slot(0n, LEGACY_VGA_BASE, this.ram.address, false);
-    if (layout.below4G > HIGH_BASE) this.slot(BigInt(HIGH_BASE), layout.below4G - HIGH_BASE, this.ram.address + BigInt(HIGH_BASE), false);
-    if (layout.above4G > 0) {
-      this.high = vm.allocate(layout.above4G);
-      this.slot(FOUR_GIB, layout.above4G, this.high.address, false);
-    }
-    this.slot(FOUR_GIB - BigInt(firmware.length), firmware.length, this.rom.address, true);
+    this.slot(romBase, firmware.length, this.rom.address, true);
     // Reset state of the PAM: everything from the PCI side, as on real hardware.
     this.pam = decodePam(new Uint8Array(7));
     this.applyPam();
@@ -86,7 +139,7 @@ export class GuestMemory implements DmaMemory {
     let run: { base: number; size: number; source: 'ram' | 'rom'; readonly: boolean } | undefined;
     const flush = (): void => {
       if (run === undefined) return;
-      const host = run.source === 'ram' ? this.ram.address + BigInt(run.base) : this.rom.address + BigInt(this.romBytes.length - isaBiosSize + (run.base - isaBiosBase));
+      const host = run.source === 'ram' ? this.shadow.address + BigInt(run.base - PAM_BASE) : this.rom.address + BigInt(this.romBytes.length - isaBiosSize + (run.base - isaBiosBase));
       this.pamSlots.push(this.slot(BigInt(run.base), run.size, host, run.readonly));
       run = undefined;
     };
@@ -116,12 +169,12 @@ export class GuestMemory implements DmaMemory {
       readMmio: (offset: number, size: AccessSize): number => {
         const addr = PAM_BASE + offset;
         const seg = this.segment(addr);
-        if (seg?.readRam) return readLe(this.ramBytes, addr, size);
+        if (seg?.readRam) return readLe(this.shadowBytes, offset, size);
         return size === 4 ? 0xffff_ffff : size === 2 ? 0xffff : 0xff;
       },
       writeMmio: (offset: number, size: AccessSize, value: number): void => {
         const addr = PAM_BASE + offset;
-        if (this.segment(addr)?.writeRam) writeLe(this.ramBytes, addr, size, value);
+        if (this.segment(addr)?.writeRam) writeLe(this.shadowBytes, offset, size, value);
       },
     };
   }
@@ -130,40 +183,37 @@ export class GuestMemory implements DmaMemory {
     return this.pam.find((s) => addr >= s.base && addr < s.base + s.size);
   }
 
-  /** RAM the guest can reach by DMA: below the VGA hole, PAM segments that are writable RAM, 1 MiB up, and above 4 GiB. */
+  /** RAM the guest can reach by DMA: its RAM ranges (less the legacy window) and PAM segments that are writable RAM. */
   covers(address: bigint, length: number): boolean {
-    if (length < 0 || address < 0n) return false;
-    const end = address + BigInt(length);
-    if (end <= BigInt(LEGACY_VGA_BASE)) return true;
-    if (address >= BigInt(HIGH_BASE) && end <= BigInt(this.layout.below4G)) return true;
-    if (address >= FOUR_GIB && end <= FOUR_GIB + BigInt(this.layout.above4G)) return true;
-    if (address >= BigInt(PAM_BASE) && end <= BigInt(HIGH_BASE)) {
-      for (let a = Number(address); a < Number(end); a += 0x1000) {
-        const seg = this.segment(a);
-        if (seg === undefined || !seg.readRam || !seg.writeRam) return false;
-      }
-      const last = this.segment(Number(end) - 1);
-      return last !== undefined && last.readRam && last.writeRam;
-    }
-    return false;
+    return this.locate(address, length) !== undefined;
   }
 
-  private view(address: bigint, length: number): Uint8Array | undefined {
-    if (!this.covers(address, length)) return undefined;
-    if (address >= FOUR_GIB) {
-      const off = Number(address - FOUR_GIB);
-      return new Uint8Array(this.high!.buffer, off, length);
+  private locate(address: bigint, length: number): Uint8Array | undefined {
+    if (length < 0 || address < 0n) return undefined;
+    const end = address + BigInt(length);
+    for (const b of this.backed) {
+      if (address >= b.start && end <= b.end) {
+        const off = Number(address - b.start);
+        return new Uint8Array(b.mapping.buffer, off, length);
+      }
     }
-    return this.ramBytes.subarray(Number(address), Number(address) + length);
+    if (address >= BigInt(PAM_BASE) && end <= HIGH_BASE) {
+      for (let a = Number(address) & ~0xfff; a < Number(end); a += 0x1000) {
+        const seg = this.segment(a);
+        if (seg === undefined || !seg.readRam || !seg.writeRam) return undefined;
+      }
+      return this.shadowBytes.subarray(Number(address) - PAM_BASE, Number(end) - PAM_BASE);
+    }
+    return undefined;
   }
 
   read(address: bigint, length: number): Uint8Array | undefined {
-    const v = this.view(address, length);
+    const v = this.locate(address, length);
     return v === undefined ? undefined : Uint8Array.from(v);
   }
 
   write(address: bigint, data: Uint8Array): boolean {
-    const v = this.view(address, data.length);
+    const v = this.locate(address, data.length);
     if (v === undefined) return false;
     v.set(data);
     return true;

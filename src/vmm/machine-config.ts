@@ -1,11 +1,5 @@
+import { e820Code, type E820Entry } from '../hw/mem/e820.js';
 import type { RamLayout } from './guest-memory.js';
-
-/** One guest E820 entry: type 1 RAM, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS. */
-export interface E820Entry {
-  readonly address: bigint;
-  readonly length: bigint;
-  readonly type: number;
-}
 
 /**
  * Everything the vCPU thread needs to build a machine: plain data (structured-clonable), so it
@@ -31,7 +25,7 @@ export interface MachineConfig {
   };
   /** Extra fw_cfg files (ACPI tables and loader script, option ROMs as genroms/NAME). */
   readonly fwCfgFiles?: ReadonlyArray<{ readonly name: string; readonly data: Uint8Array; readonly writable?: boolean }>;
-  /** The guest's E820 (etc/e820); defaults to RAM below and above 4 GiB. */
+  /** The guest's E820 (etc/e820, from the memory layer's plan); defaults to the RAM ranges. */
   readonly e820?: readonly E820Entry[];
   /** OpenFirmware device paths for the bootorder file; linuxboot is put first when present. */
   readonly bootOrder?: readonly string[];
@@ -51,22 +45,22 @@ export interface MachineConfig {
   readonly ioEventFds?: ReadonlyArray<{ readonly port: number; readonly length: 1 | 2 | 4; readonly fd: number; readonly datamatch?: number }>;
 }
 
-export const E820_RAM = 1;
-export const E820_RESERVED = 2;
-
+/** The E820 the guest gets when the plan gives none: its RAM ranges, nothing else. */
 export function defaultE820(ram: RamLayout): E820Entry[] {
-  const out: E820Entry[] = [{ address: 0n, length: BigInt(ram.below4G), type: E820_RAM }];
-  if (ram.above4G > 0) out.push({ address: 1n << 32n, length: BigInt(ram.above4G), type: E820_RAM });
-  return out;
+  return ram.ranges.map((r) => ({ start: r.start, end: r.end, type: 'usable' as const }));
 }
 
+/**
+ * etc/e820 as QEMU writes it: packed {u64 address, u64 length, u32 type}. hvmpt's own `1:1`
+ * type is reserved as far as firmware is concerned.
+ */
 export function encodeE820(entries: readonly E820Entry[]): Uint8Array {
   const buf = new Uint8Array(entries.length * 20);
   const v = new DataView(buf.buffer);
   entries.forEach((e, i) => {
-    v.setBigUint64(i * 20, e.address, true);
-    v.setBigUint64(i * 20 + 8, e.length, true);
-    v.setUint32(i * 20 + 16, e.type, true);
+    v.setBigUint64(i * 20, e.start, true);
+    v.setBigUint64(i * 20 + 8, e.end - e.start, true);
+    v.setUint32(i * 20 + 16, e820Code(e.type) ?? 2, true);
   });
   return buf;
 }

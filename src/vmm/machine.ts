@@ -17,7 +17,7 @@ import { IoLedger, MmioBus, PortBus } from './io-bus.js';
 import { Kvm, REQUIRED_CAPS } from './kvm/system.js';
 import type { Vcpu } from './kvm/vcpu.js';
 import { defaultPcRouting, type Vm } from './kvm/vm.js';
-import { GuestMemory } from './guest-memory.js';
+import { GuestMemory, ramAbove4G, ramTopBelow4G, ramTotal } from './guest-memory.js';
 import { defaultE820, encodeE820, type MachineConfig } from './machine-config.js';
 import { RunControl } from './vcpu-loop.js';
 
@@ -88,7 +88,7 @@ export class Machine implements SystemControl, GsiSink {
     this.uart = new Uart8250(COM1_PORT, (b) => outputs.serial.push(b), gsiLine(this, COM1_IRQ));
     ports.register('com1', COM1_PORT, 8, this.uart);
     const now = (): number => Date.now();
-    ports.register('cmos', CMOS_INDEX_PORT, 2, new Cmos({ ramBelow4G: config.ram.below4G, ramAbove4G: BigInt(config.ram.above4G), cpus: 1, now }));
+    ports.register('cmos', CMOS_INDEX_PORT, 2, new Cmos({ ramBelow4G: ramTopBelow4G(config.ram), ramAbove4G: ramAbove4G(config.ram), cpus: 1, now }));
     const i8042 = new I8042(this, gsiLine(this, KBD_IRQ), gsiLine(this, AUX_IRQ));
     ports.register('i8042', I8042_DATA_PORT, 1, i8042);
     ports.register('i8042', I8042_STATUS_PORT, 1, i8042);
@@ -149,7 +149,7 @@ export class Machine implements SystemControl, GsiSink {
     const c = this.config;
     const items = new Map<number, Uint8Array>([
       [FW_CFG.UUID, new Uint8Array(16)],
-      [FW_CFG.RAM_SIZE, le64(BigInt(c.ram.below4G) + BigInt(c.ram.above4G))],
+      [FW_CFG.RAM_SIZE, le64(ramTotal(c.ram))],
       [FW_CFG.NOGRAPHIC, le16(0)],
       [FW_CFG.NB_CPUS, le16(1)],
       [FW_CFG.MAX_CPUS, le16(1)],
@@ -162,7 +162,7 @@ export class Machine implements SystemControl, GsiSink {
     ]);
     if (c.linuxBoot !== undefined) {
       const lb = c.linuxBoot;
-      for (const [k, v] of linuxBootItems({ kernel: lb.kernel, initrd: lb.initrd, cmdline: lb.cmdline, ramBelow4G: c.ram.below4G, name: lb.name })) items.set(k, v);
+      for (const [k, v] of linuxBootItems({ kernel: lb.kernel, initrd: lb.initrd, cmdline: lb.cmdline, ramBelow4G: ramTopBelow4G(c.ram), name: lb.name })) items.set(k, v);
     }
     return items;
   }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildGrubImage, GRUB_BEGIN_MARK, GRUB_END_MARK } from '../../src/host/firmware/grub.js';
 import { haveFirmware, readFirmware } from '../../src/host/firmware/locate.js';
+import { ordinaryLayout } from '../../src/vmm/guest-memory.js';
 import { startMachine } from '../../src/vmm/runner.js';
 import { haveCommand } from '../helpers/require.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
@@ -32,7 +33,7 @@ test('SeaBIOS boots GRUB through fw_cfg: 0x402 log and serial output', { timeout
   let debug = '';
   const machine = startMachine(
     {
-      ram: { below4G: 128 << 20, above4G: 0 },
+      ram: ordinaryLayout(128n << 20n),
       firmware: { name: 'bios-256k.bin', image: readFirmware('seabios').bytes },
       linuxBoot: { name: 'grub.img', kernel: grub, cmdline: '', optionRom: readFirmware('linuxbootDma').bytes },
     },

@@ -1,3 +1,4 @@
+import { ordinaryLayout } from '../guest-memory.js';
 import type { MachineConfig } from '../machine-config.js';
 import { microBios } from './asm.js';
 
@@ -15,7 +16,7 @@ export function microConfig(code: Uint8Array, options: { flat32?: boolean; data?
   const { flat32, data, ...rest } = options;
   void data;
   return {
-    ram: { below4G: 16 << 20, above4G: 0 },
+    ram: ordinaryLayout(16n << 20n),
     firmware: { name: 'micro-guest', image },
     debugExit: true,
     ...(flat32 === true ? { start: { mode: 'flat32' as const, entry: MICRO_BIOS_BASE } } : {}),

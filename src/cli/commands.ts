@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerDoctor } from './doctor.js';
 import { registerE820 } from './e820.js';
+import { registerRun } from './run.js';
 
 /**
  * Each command group lives in its own module under cli/ and registers itself here;
@@ -8,4 +9,4 @@ import { registerE820 } from './e820.js';
  */
 export type CommandGroup = (program: Command) => void;
 
-export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820];
+export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820, registerRun];

@@ -55,6 +55,14 @@ export function ramTotal(layout: RamLayout): bigint {
   return layout.ranges.reduce((n, r) => n + (r.end - r.start), 0n);
 }
 
+interface PamRun {
+  readonly base: number;
+  size: number;
+  readonly source: 'ram' | 'rom';
+  readonly readonly: boolean;
+  slot: number;
+}
+
 interface Backed {
   readonly start: bigint;
   readonly end: bigint;
@@ -76,7 +84,7 @@ export class GuestMemory implements DmaMemory {
   readonly rom: Mapping;
   private readonly romBytes: Uint8Array;
   private pam: PamSegment[];
-  private pamSlots: number[] = [];
+  private pamRuns: PamRun[] = [];
 
   constructor(
     private readonly vm: Vm,
@@ -130,34 +138,46 @@ export class GuestMemory implements DmaMemory {
     this.applyPam();
   }
 
+  /**
+   * Maps the PAM window as the registers say. Only the slots that change are touched: each
+   * KVM memory-slot update is costly under nested virtualization, and firmware rewrites the
+   * PAM bytes many times while shadowing itself and option ROMs.
+   */
   private applyPam(): void {
-    for (const s of this.pamSlots) this.vm.removeMemorySlot(s);
-    this.pamSlots = [];
     const isaBiosSize = Math.min(this.romBytes.length, ISA_BIOS_MAX);
     const isaBiosBase = 0x100000 - isaBiosSize;
     // Coalesce neighbouring segments that map the same way onto contiguous backing.
-    let run: { base: number; size: number; source: 'ram' | 'rom'; readonly: boolean } | undefined;
-    const flush = (): void => {
-      if (run === undefined) return;
-      const host = run.source === 'ram' ? this.shadow.address + BigInt(run.base - PAM_BASE) : this.rom.address + BigInt(this.romBytes.length - isaBiosSize + (run.base - isaBiosBase));
-      this.pamSlots.push(this.slot(BigInt(run.base), run.size, host, run.readonly));
-      run = undefined;
-    };
+    const runs: PamRun[] = [];
+    let run: PamRun | undefined;
     for (const seg of this.pam) {
       let want: { source: 'ram' | 'rom'; readonly: boolean } | undefined;
       if (seg.readRam) want = { source: 'ram', readonly: !seg.writeRam };
       else if (seg.base >= isaBiosBase) want = { source: 'rom', readonly: true };
-      if (want === undefined) {
-        flush();
+      if (want !== undefined && run !== undefined && run.source === want.source && run.readonly === want.readonly && run.base + run.size === seg.base) {
+        run.size += seg.size;
         continue;
       }
-      if (run !== undefined && run.source === want.source && run.readonly === want.readonly && run.base + run.size === seg.base) run.size += seg.size;
-      else {
-        flush();
-        run = { base: seg.base, size: seg.size, ...want };
-      }
+      if (run !== undefined) runs.push(run);
+      run = want === undefined ? undefined : { base: seg.base, size: seg.size, ...want, slot: -1 };
     }
-    flush();
+    if (run !== undefined) runs.push(run);
+    const same = (a: PamRun, b: PamRun): boolean => a.base === b.base && a.size === b.size && a.source === b.source && a.readonly === b.readonly;
+    // Remove before adding: KVM refuses overlapping slots.
+    const kept: PamRun[] = [];
+    for (const old of this.pamRuns) {
+      if (runs.some((r) => same(r, old))) kept.push(old);
+      else this.vm.removeMemorySlot(old.slot);
+    }
+    for (const r of runs) {
+      const existing = kept.find((k) => same(k, r));
+      if (existing !== undefined) {
+        r.slot = existing.slot;
+        continue;
+      }
+      const host = r.source === 'ram' ? this.shadow.address + BigInt(r.base - PAM_BASE) : this.rom.address + BigInt(this.romBytes.length - isaBiosSize + (r.base - isaBiosBase));
+      r.slot = this.slot(BigInt(r.base), r.size, host, r.readonly);
+    }
+    this.pamRuns = runs;
   }
 
   /**

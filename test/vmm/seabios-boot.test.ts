@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildGrubImage, GRUB_BEGIN_MARK, GRUB_END_MARK } from '../../src/host/firmware/grub.js';
-import { haveFirmware, readFirmware } from '../../src/host/firmware/locate.js';
-import { ordinaryLayout } from '../../src/vmm/guest-memory.js';
-import { startMachine } from '../../src/vmm/runner.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GRUB_BEGIN_MARK, GRUB_END_MARK } from '../../src/host/firmware/grub.js';
+import { haveFirmware } from '../../src/host/firmware/locate.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 import { haveCommand } from '../helpers/require.js';
+import { hvmpt } from '../helpers/run.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
 
 /**
@@ -12,7 +15,7 @@ import { skipUnlessKvm } from './kvm-helpers.js';
  * the linuxboot_dma option ROM, which loads a GRUB image built from Debian's grub-pc-bin;
  * GRUB lists the PCI bus and memory map on COM1. Takes tens of seconds under nested KVM.
  */
-test('SeaBIOS boots GRUB through fw_cfg: 0x402 log and serial output', { timeout: 240_000 }, async (t) => {
+test('hvmpt run: SeaBIOS boots GRUB through fw_cfg; 0x402 log, serial output, exit 0 on halt', { timeout: 240_000 }, async (t) => {
   if (!skipUnlessKvm(t)) return;
   for (const fw of ['seabios', 'linuxbootDma', 'lnxboot'] as const) {
     if (!haveFirmware(fw)) {
@@ -28,34 +31,25 @@ test('SeaBIOS boots GRUB through fw_cfg: 0x402 log and serial output', { timeout
     t.skip(line);
     return;
   }
-  const grub = buildGrubImage();
-  let serial = '';
-  let debug = '';
-  const machine = startMachine(
-    {
-      ram: ordinaryLayout(128n << 20n),
-      firmware: { name: 'bios-256k.bin', image: readFirmware('seabios').bytes },
-      linuxBoot: { name: 'grub.img', kernel: grub, cmdline: '', optionRom: readFirmware('linuxbootDma').bytes },
-    },
-    {
-      onSerial: (b) => {
-        serial += Buffer.from(b).toString('latin1');
-      },
-      onDebug: (b) => {
-        debug += Buffer.from(b).toString('latin1');
-      },
-      timeoutMs: 200_000,
-    },
-  );
-  const result = await machine.done;
+  // Through the CLI, as a user runs it: stdout is COM1, the firmware log goes to a file.
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-boot-'));
+  const logFile = join(dir, 'seabios.log');
+  const reportFile = join(dir, 'report.json');
+  const r = hvmpt(['run', join(REPO_ROOT, 'examples', 'grub-report.yaml'), '--firmware-log', logFile, '--report', reportFile, '--timeout', '200']);
+  const debug = readFileSync(logFile, 'latin1');
+  const serial = r.stdout;
+  const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { reason: { kind: string }; deviceFaults: unknown[] };
+  rmSync(dir, { recursive: true, force: true });
   // Without ACPI tables GRUB's halt falls back to SeaBIOS's APM, which halts with interrupts off.
-  assert.deepEqual(result.reason, { kind: 'halt' }, `serial:\n${serial}\n\ndebug:\n${debug}`);
+  assert.equal(r.status, 0, `stderr:\n${r.stderr}\nserial:\n${serial}\ndebug:\n${debug}`);
+  assert.match(r.stderr, /guest halted with interrupts off/);
+  assert.equal(report.reason.kind, 'halt');
   // SeaBIOS's own account (its log on port 0x402).
   for (const line of [
     'Running on QEMU (i440fx)',
     'Found QEMU fw_cfg',
     'QEMU fw_cfg DMA interface supported',
-    'qemu/e820: addr 0x0000000000000000 len 0x0000000008000000 [RAM]',
+    'qemu/e820: addr 0x0000000000000000 len 0x0000000010000000 [RAM]',
     'Searching bootorder for: /rom@genroms/linuxboot_dma.bin',
     'Booting from ROM...',
   ]) {
@@ -67,6 +61,6 @@ test('SeaBIOS boots GRUB through fw_cfg: 0x402 log and serial output', { timeout
   const body = serial.slice(serial.indexOf(GRUB_BEGIN_MARK), serial.indexOf(GRUB_END_MARK)).replace(/\r/g, '');
   assert.match(body, /^00:00\.0 8086:1237 \[0600\] Host Bridge$/m);
   assert.match(body, /^00:01\.0 8086:7000 \[0601\] ISA Bridge$/m);
-  assert.match(body, /^base_addr = 0x100000, length = 0x7f00000, available RAM$/m);
-  assert.equal(result.report.deviceFaults.length, 0);
+  assert.match(body, /^base_addr = 0x100000, length = 0xff00000, available RAM$/m);
+  assert.deepEqual(report.deviceFaults, []);
 });

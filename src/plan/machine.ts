@@ -11,6 +11,7 @@
  *   firmwareLog: seabios.log                      # the firmware's port-0x402 log
  *   timeout: 120                                  # seconds; the guest is stopped after that
  *   hostMap: /sys/firmware/memmap                 # the host E820 an identity layout is carved from
+ *   acpiTables: tables.acpidump                   # ACPI tables for the guest as they are (acpidump, directory, .dat)
  * ```
  * Relative paths are relative to the plan file.
  */
@@ -42,6 +43,11 @@ export const machineSectionSchema = z.strictObject({
   firmwareLog: path.optional(),
   timeout: z.number().positive('must be a positive number of seconds').optional(),
   hostMap: path.optional(),
+  /**
+   * ACPI tables given to the guest as they are: an acpidump text, a directory of binary tables
+   * or one .dat file. RSDP/RSDT/XSDT in it are dropped (the monitor links its own).
+   */
+  acpiTables: path.optional(),
   /** What a guest reset does: end the run (default) or boot again from the reset vector. */
   onReset: z.enum(['exit', 'restart']).default('exit'),
 });

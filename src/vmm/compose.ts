@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { IoError } from '../errors.js';
+import { loadAcpiSource } from '../host/acpi/source.js';
 import { buildGrubImage } from '../host/firmware/grub.js';
 import { readFirmware } from '../host/firmware/locate.js';
 import { readE820Input, readHostE820 } from '../host/mem/read.js';
@@ -95,5 +96,11 @@ export function composeMachine(plan: Plan, planFile: string): ComposedMachine {
     };
     summary.push(`boot: Linux kernel ${boot.kernel}${boot.initrd !== undefined ? ` with ${boot.initrd}` : ''}`);
   }
-  return { config: { ram, e820, firmware, linuxBoot }, e820, protection, summary };
+  let acpiTables: Uint8Array[] | undefined;
+  if (m.acpiTables !== undefined) {
+    const source = loadAcpiSource(isAbsolute(m.acpiTables) ? m.acpiTables : resolve(dirname(planFile), m.acpiTables));
+    acpiTables = source.tables.filter((t) => !['RSDP', 'RSDT', 'XSDT'].includes(t.signature)).map((t) => t.data);
+    summary.push(`ACPI: ${acpiTables.length} tables from ${m.acpiTables} (${source.tables.map((t) => t.signature).join(' ')})`);
+  }
+  return { config: { ram, e820, firmware, linuxBoot, ...(acpiTables === undefined ? {} : { acpiTables }) }, e820, protection, summary };
 }

@@ -17,6 +17,29 @@ function say(a: Asm, text: string): Asm {
   return a;
 }
 
+function out8(a: Asm, port: number, value: number): Asm {
+  return a.movImm('edx', port, 2).movImm('eax', value, 1).outDx(1);
+}
+
+/** Real-mode IVT entry for `vector` -> F000:`handler` (patched in later), then the master PIC: vectors at 0x08, only `irq` unmasked. */
+function realModeIrqSetup(a: Asm, irq: number): { patch: (code: Uint8Array, handler: number) => void } {
+  a.cli().zeroDs();
+  a.storeImm((0x08 + irq) * 4, 0xdead, 2);
+  const at = a.offset - 2;
+  a.storeImm((0x08 + irq) * 4 + 2, 0xf000, 2);
+  out8(a, 0x20, 0x11);
+  out8(a, 0x21, 0x08);
+  out8(a, 0x21, 0x04);
+  out8(a, 0x21, 0x01);
+  out8(a, 0x21, 0xff & ~(1 << irq));
+  return {
+    patch: (code, handler) => {
+      code[at] = handler & 0xff;
+      code[at + 1] = handler >> 8;
+    },
+  };
+}
+
 function finish(a: Asm, code: number): Asm {
   return a.movImm('edx', EXIT, 2).movImm('eax', code, 1).outDx(1).cli().hlt();
 }
@@ -79,25 +102,14 @@ test('the BIOS ROM refuses guest writes; PAM shadowing makes 0xF0000 writable RA
 test('an interrupt raised by the UART reaches the guest through the in-kernel PIC (KVM_IRQ_LINE)', async (t) => {
   if (!skipUnlessKvm(t)) return;
   const a = new Asm(16);
-  a.cli().zeroDs();
-  // IVT entry for IRQ4 with the PIC's vectors at 0x08: vector 0x0C at 0x30.
-  a.storeImm(0x30, 0xdead, 2);
-  const ivtFixup = a.offset - 2;
-  a.storeImm(0x32, 0xf000, 2);
-  const pic = (port: number, v: number): void => void a.movImm('edx', port, 2).movImm('eax', v, 1).outDx(1);
-  pic(0x20, 0x11);
-  pic(0x21, 0x08);
-  pic(0x21, 0x04);
-  pic(0x21, 0x01);
-  pic(0x21, 0xef); // unmask IRQ4 only
-  pic(COM1 + 4, 0x08); // MCR.OUT2 gates the UART's interrupt
-  pic(COM1 + 1, 0x02); // IER: transmitter empty -> interrupts at once
+  const ivt = realModeIrqSetup(a, 4);
+  out8(a, COM1 + 4, 0x08); // MCR.OUT2 gates the UART's interrupt
+  out8(a, COM1 + 1, 0x02); // IER: transmitter empty -> interrupts at once
   a.sti().label('idle').hlt().jmp('idle');
   const handler = a.offset;
   finish(a, 0x44);
   const code = a.bytes();
-  code[ivtFixup] = handler & 0xff;
-  code[ivtFixup + 1] = handler >> 8;
+  ivt.patch(code, handler);
   const { result } = await runCollect(microConfig(code));
   assert.deepEqual(result.reason, { kind: 'debug-exit', code: (0x44 << 1) | 1 });
 });
@@ -196,23 +208,13 @@ test('a level irqfd with resample: KVM de-asserts on the guest\'s EOI and signal
   const resampleFd = sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   try {
     const a = new Asm(16);
-    a.cli().zeroDs();
-    a.storeImm(0x34, 0xdead, 2); // IVT entry of vector 0x0D (IRQ5)
-    const fix = a.offset - 2;
-    a.storeImm(0x36, 0xf000, 2);
-    const out8 = (port: number, v: number): void => void a.movImm('edx', port, 2).movImm('eax', v, 1).outDx(1);
-    out8(0x20, 0x11);
-    out8(0x21, 0x08);
-    out8(0x21, 0x04);
-    out8(0x21, 0x01);
-    out8(0x21, 0xdf); // unmask IRQ5
+    const ivt = realModeIrqSetup(a, 5);
     a.sti().label('idle').hlt().jmp('idle');
     const handler = a.offset;
-    out8(0x20, 0x20); // EOI
+    out8(a, 0x20, 0x20); // EOI
     finish(a, 0x66);
     const code = a.bytes();
-    code[fix] = handler & 0xff;
-    code[fix + 1] = handler >> 8;
+    ivt.patch(code, handler);
     const running = startMachine(microConfig(code, { interruptFds: [{ gsi: 5, fd: irqFd, resampleFd }] }), { timeoutMs: 20_000 });
     await new Promise((r) => setTimeout(r, 300));
     sys.eventfdWrite(irqFd, 1n);

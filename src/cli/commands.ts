@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerAcpi } from './acpi.js';
 import { registerDoctor } from './doctor.js';
 import { registerE820 } from './e820.js';
+import { registerPci } from './pci.js';
 import { registerRun } from './run.js';
 
 /**
@@ -10,4 +11,4 @@ import { registerRun } from './run.js';
  */
 export type CommandGroup = (program: Command) => void;
 
-export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820, registerAcpi, registerRun];
+export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820, registerAcpi, registerPci, registerRun];

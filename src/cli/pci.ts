@@ -1,0 +1,73 @@
+import { Command, Option } from 'commander';
+import { UsageError } from '../errors.js';
+import { loadCapture } from '../host/pci/load.js';
+import { parseBdf } from '../hw/pci/address.js';
+import { composePci, type ComposedPci } from '../hw/pci/compose.js';
+import { viewJson, writeLspciDump, writeTree } from '../hw/pci/view.js';
+import { BUILTIN_PCI_MODELS, loadPciPlan, pciComposeInput } from '../plan/pci.js';
+import { writeJson, writeOut } from './output.js';
+
+const FORMATS = ['tree', 'lspci-dump', 'json'] as const;
+type Format = (typeof FORMATS)[number];
+
+interface ViewOptions {
+  plan?: string;
+  format: Format;
+  bdf?: string;
+}
+
+/** Builds the composed view a `pci view` invocation asks for. */
+export function composeView(dump: string, opts: { plan?: string; bdf?: string }): ComposedPci {
+  let bdf;
+  if (opts.bdf !== undefined) {
+    bdf = parseBdf(opts.bdf);
+    if (bdf === undefined) throw new UsageError(`--bdf ${opts.bdf}: expected an address like 00:1f.3`);
+  }
+  const base = loadCapture(dump, bdf === undefined ? {} : { bdf });
+  if (opts.plan === undefined) return composePci({ base }, dump);
+  const input = pciComposeInput(loadPciPlan(opts.plan), { planFile: opts.plan });
+  return composePci({ base, ...input }, opts.plan);
+}
+
+export function registerPci(program: Command): void {
+  const pci = program
+    .command('pci')
+    .description('the composed PCI bus: captured machines, plans that hide, add and change devices, the guest view');
+
+  pci
+    .command('view')
+    .description(
+      'show the guest view of a captured PCI config space, as is or composed by a plan\n' +
+        '<dump> is an lspci -x/-xxx/-xxxx dump, a sysfs config binary, a sysfs device directory,\n' +
+        'or a directory of them such as /sys/bus/pci/devices (read only). With no plan the view\n' +
+        'mirrors the capture byte for byte; with --plan its pci section hides, adds, and\n' +
+        'virtualizes devices and places BARs (see docs/pci.md).',
+    )
+    .argument('<dump>', 'captured config space (lspci dump, sysfs config, or sysfs directory)')
+    .option('--plan <plan.yaml>', 'a plan whose pci section composes the view (YAML or JSON)')
+    .addOption(
+      new Option('--format <format>', 'tree: bus tree with BARs, windows, INTx; lspci-dump: what `lspci -F` reads; json: everything as data')
+        .choices([...FORMATS])
+        .default('tree'),
+    )
+    .option('--bdf <address>', 'the address a lone config binary had (default 00:00.0)')
+    .action(async (dump: string, opts: ViewOptions) => {
+      const view = composeView(dump, opts);
+      switch (opts.format) {
+        case 'lspci-dump':
+          for (const w of view.warnings) process.stderr.write(`hvmpt: warning: ${w}\n`);
+          return writeOut(writeLspciDump(view));
+        case 'json':
+          return writeJson(viewJson(view));
+        case 'tree':
+          return writeOut(writeTree(view));
+      }
+    });
+
+  pci
+    .command('models')
+    .description('list the emulated device models a plan can name in pci.emulated[].model')
+    .action(async () => {
+      await writeOut([...BUILTIN_PCI_MODELS.values()].map((m) => `${m.name}  ${m.summary}`).join('\n') + '\n');
+    });
+}

@@ -7,12 +7,14 @@ import { z } from 'zod';
 import { loadStructuredFile } from './load.js';
 import { machineSectionSchema } from './machine.js';
 import { memorySectionSchema } from './memory.js';
+import { PciSectionSchema } from './pci.js';
 
 export const planSchema = z.strictObject({
   /** A name for messages and reports. */
   name: z.string().min(1).optional(),
   memory: memorySectionSchema.default({ size: 256n * 1024n * 1024n, layout: 'ordinary', reservations: [], lowMemory: 'private' }),
-  machine: machineSectionSchema.default({ boot: { kind: 'grub-report' }, serial: 'stdout', onReset: 'exit' }),
+  pci: PciSectionSchema.optional(),
+  machine: machineSectionSchema.default({ boot: { kind: 'grub-report' }, serial: 'stdout', onReset: 'exit', roms: [] }),
 });
 
 export type Plan = z.output<typeof planSchema>;

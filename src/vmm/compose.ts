@@ -10,7 +10,11 @@ import { selectMap } from '../hw/mem/e820-parse.js';
 import { planIdentity } from '../hw/mem/identity.js';
 import type { ProtectionMap } from '../hw/mem/protection.js';
 import { unionRanges } from '../hw/mem/range.js';
+import type { ComposedPci } from '../hw/pci/compose.js';
+import { PlanError, type PlanProblem } from '../plan/load.js';
 import { identityRequestFromPlan } from '../plan/memory.js';
+import { parseOptionRom, romMismatch } from '../host/firmware/option-rom.js';
+import { composePlatformPci, DEFAULT_ECAM_BASE, ECAM_BUSES, NO_CHIPSET_HOOKS, type PciMachineConfig } from './pci-platform.js';
 import type { Plan } from '../plan/schema.js';
 import { formatSize } from '../util/format.js';
 import { ordinaryLayout, type RamLayout } from './guest-memory.js';
@@ -23,6 +27,8 @@ export interface ComposedMachine {
   readonly e820: readonly E820Entry[];
   /** For identity layouts: what the guest may map (BARs are checked against it before mapping). */
   readonly protection: ProtectionMap | undefined;
+  /** The guest's PCI bus as composed before boot (the firmware then programs it). */
+  readonly pci: ComposedPci;
   /** One line per decision, for the user. */
   readonly summary: readonly string[];
 }
@@ -96,11 +102,67 @@ export function composeMachine(plan: Plan, planFile: string): ComposedMachine {
     };
     summary.push(`boot: Linux kernel ${boot.kernel}${boot.initrd !== undefined ? ` with ${boot.initrd}` : ''}`);
   }
+  const pci = composePciConfig(plan, planFile, ram, summary);
+
   let acpiTables: Uint8Array[] | undefined;
   if (m.acpiTables !== undefined) {
     const source = loadAcpiSource(isAbsolute(m.acpiTables) ? m.acpiTables : resolve(dirname(planFile), m.acpiTables));
     acpiTables = source.tables.filter((t) => !['RSDP', 'RSDT', 'XSDT'].includes(t.signature)).map((t) => t.data);
     summary.push(`ACPI: ${acpiTables.length} tables from ${m.acpiTables} (${source.tables.map((t) => t.signature).join(' ')})`);
   }
-  return { config: { ram, e820, firmware, linuxBoot, ...(acpiTables === undefined ? {} : { acpiTables }) }, e820, protection, summary };
+  const config: MachineConfig = {
+    ram,
+    e820,
+    firmware,
+    linuxBoot,
+    pci: pci.config,
+    ...(acpiTables === undefined ? {} : { acpiTables }),
+    ...(protection === undefined ? {} : { protection: protection.grants }),
+  };
+  return { config, e820, protection, pci: pci.composed, summary };
+}
+
+/**
+ * The PCI part: composes the bus once here (so every plan problem is reported, by path, before
+ * anything runs), checks each ROM file against its device, and returns the plain data the vCPU
+ * thread composes the same bus from.
+ */
+function composePciConfig(plan: Plan, planFile: string, ram: RamLayout, summary: string[]): { config: PciMachineConfig; composed: ComposedPci } {
+  const m = plan.machine;
+  const ecamBase = m.ecamBase ?? DEFAULT_ECAM_BASE;
+  const ecamEnd = ecamBase + BigInt(ECAM_BUSES) * 0x10_0000n;
+  const problems: PlanProblem[] = [];
+  const clash = ram.ranges.find((r) => ecamBase < r.end && r.start < ecamEnd);
+  if (clash !== undefined) problems.push({ path: 'machine.ecamBase', message: `the ECAM window [0x${ecamBase.toString(16)}, 0x${ecamEnd.toString(16)}) overlaps guest RAM` });
+  const roms = m.roms.map((r, i) => ({ device: r.device, name: r.file, bytes: readPlanFile(planFile, r.file, `machine.roms[${i}].file`) }));
+  const host = m.hostPci === undefined ? undefined : { capture: isAbsolute(m.hostPci.capture) ? m.hostPci.capture : resolve(dirname(planFile), m.hostPci.capture), ...(m.hostPci.functions === undefined ? {} : { functions: m.hostPci.functions }) };
+  const config: PciMachineConfig = { planFile, ...(plan.pci === undefined ? {} : { section: plan.pci }), ...(host === undefined ? {} : { host }), ecamBase, roms };
+  const composed = composePlatformPci(config, NO_CHIPSET_HOOKS);
+  roms.forEach((r, i) => {
+    const entry = composed.entries.find((e) => e.fn.id === r.device);
+    const path = `machine.roms[${i}]`;
+    if (entry === undefined) {
+      problems.push({ path: `${path}.device`, message: `no PCI device named '${r.device}' in the plan` });
+      return;
+    }
+    let rom;
+    try {
+      rom = parseOptionRom(r.bytes, r.name);
+    } catch (err) {
+      problems.push({ path: `${path}.file`, message: err instanceof Error ? err.message : String(err) });
+      return;
+    }
+    const fn = entry.fn;
+    const mismatch = romMismatch(rom, fn.read(0, 2), fn.read(2, 2));
+    if (mismatch !== undefined) problems.push({ path: `${path}.file`, message: `${r.name} ${mismatch}` });
+    const romBar = fn.bars?.layouts.find((b) => b.kind === 'rom');
+    if (romBar === undefined || romBar.size === undefined) problems.push({ path: `${path}.device`, message: `${r.device} has no expansion ROM BAR of known size (give it romSize: ${rom.barSize})` });
+    else if (romBar.size < BigInt(r.bytes.length)) problems.push({ path: `${path}.device`, message: `${r.device}'s ROM BAR decodes ${romBar.size} bytes, less than the ${r.bytes.length}-byte ROM (romSize: ${rom.barSize})` });
+  });
+  if (problems.length > 0) throw new PlanError(planFile, problems);
+  const kinds = composed.entries.filter((e) => !e.fn.hidden).map((e) => `${composed.topology.addressOf(e.fn)} ${e.fn.id} (${e.origin === 'chipset' ? 'chipset' : e.fn.kind})`);
+  summary.push(`pci: ${kinds.join(', ')}${composed.hidden.length > 0 ? `; hidden: ${composed.hidden.map((e) => e.fn.id).join(', ')}` : ''}; ECAM at 0x${ecamBase.toString(16)}`);
+  for (const w of composed.warnings) summary.push(`pci: warning: ${w}`);
+  for (const r of roms) summary.push(`rom: ${r.name} at ${r.device}'s ROM BAR`);
+  return { config, composed };
 }

@@ -1,5 +1,7 @@
 import { e820Code, type E820Entry } from '../hw/mem/e820.js';
+import type { Grant } from '../hw/mem/protection.js';
 import type { RamLayout } from './guest-memory.js';
+import type { PciMachineConfig } from './pci-platform.js';
 
 /**
  * Everything the vCPU thread needs to build a machine: plain data (structured-clonable), so it
@@ -35,6 +37,10 @@ export interface MachineConfig {
   readonly e820?: readonly E820Entry[];
   /** OpenFirmware device paths for the bootorder file; linuxboot is put first when present. */
   readonly bootOrder?: readonly string[];
+  /** The PCI bus: plan section, host capture, ECAM base, ROM images (default: the chipset alone). */
+  readonly pci?: PciMachineConfig;
+  /** Identity layouts: what the guest may map (the memory layer's protection grants); BARs are checked against it. */
+  readonly protection?: readonly Grant[];
   /** Attach isa-debug-exit at 0xF4 (micro guests end their run through it). */
   readonly debugExit?: boolean;
   /** Base port of the ACPI PM1a block (the FADT must declare the same). */
@@ -57,8 +63,10 @@ export function defaultE820(ram: RamLayout): E820Entry[] {
 }
 
 /**
- * etc/e820 as QEMU writes it: packed {u64 address, u64 length, u32 type}. hvmpt's own `1:1`
- * type is reserved as far as firmware is concerned.
+ * etc/e820 as QEMU writes it: packed {u64 address, u64 length, u32 type}. SeaBIOS takes only
+ * RAM (1) and reserved (2) entries from it and drops the rest, so every non-RAM range (ACPI
+ * data, NVS, hvmpt's `1:1`, unknown types) goes out as reserved: the guest keeps the hole
+ * instead of losing it.
  */
 export function encodeE820(entries: readonly E820Entry[]): Uint8Array {
   const buf = new Uint8Array(entries.length * 20);
@@ -66,7 +74,7 @@ export function encodeE820(entries: readonly E820Entry[]): Uint8Array {
   entries.forEach((e, i) => {
     v.setBigUint64(i * 20, e.start, true);
     v.setBigUint64(i * 20 + 8, e.end - e.start, true);
-    v.setUint32(i * 20 + 16, e820Code(e.type) ?? 2, true);
+    v.setUint32(i * 20 + 16, e820Code(e.type) === 1 ? 1 : 2, true);
   });
   return buf;
 }

@@ -5,7 +5,6 @@ import { DebugCon, DEBUGCON_PORT, DebugExit, DEBUG_EXIT_PORT } from '../hw/chips
 import { FW_CFG, FW_CFG_PORT_COUNT, FW_CFG_PORT_SELECTOR, FwCfg, le16, le32, le64 } from '../hw/chipset/fw-cfg.js';
 import { AUX_IRQ, I8042, I8042_DATA_PORT, I8042_STATUS_PORT, KBD_IRQ, SYSTEM_CONTROL_PORT_A, SystemControlPortA } from '../hw/chipset/i8042.js';
 import { linuxBootItems } from '../hw/chipset/linux-boot.js';
-import { ResetControl } from '../hw/chipset/reset-control.js';
 import type { SystemControl } from '../hw/chipset/system.js';
 import { COM1_IRQ, COM1_PORT, Uart8250 } from '../hw/chipset/uart8250.js';
 import type { AccessSize } from '../hw/io.js';
@@ -13,7 +12,9 @@ import { gsiLine, type GsiSink } from '../hw/irq/line.js';
 import { PirqRouter } from '../hw/irq/pirq.js';
 import type { Sys } from '../native/sys.js';
 import type { ByteRing } from './byte-ring.js';
-import { InterimPciBus } from './interim/pci-stub.js';
+import { ProtectionMap } from '../hw/mem/protection.js';
+import { composePlatformPci, DEFAULT_ECAM_BASE, type PciMachineConfig } from './pci-platform.js';
+import { PciRuntime, type MappingLogEntry } from './pci-runtime.js';
 import { IoLedger, MmioBus, PortBus } from './io-bus.js';
 import { Kvm, REQUIRED_CAPS } from './kvm/system.js';
 import type { Vcpu } from './kvm/vcpu.js';
@@ -38,6 +39,8 @@ export interface RunReport {
   /** The last value written to the POST diagnostic port 0x80. */
   readonly lastPostCode: number | undefined;
   readonly serialBytesDropped: number;
+  /** Every update-mapping event, in order, with what the monitor did. */
+  readonly barMappings: MappingLogEntry[];
 }
 
 export interface MachineOutputs {
@@ -65,6 +68,7 @@ export class Machine implements SystemControl, GsiSink {
   readonly fwCfg: FwCfg;
   readonly uart: Uart8250;
   readonly pirq: PirqRouter;
+  readonly pci: PciRuntime;
   private romWritesRefused = 0;
   private lastPostCode: number | undefined;
 
@@ -107,15 +111,21 @@ export class Machine implements SystemControl, GsiSink {
     const pmBase = config.acpiPmBase ?? ACPI_PM_BASE;
     const start = process.hrtime.bigint();
     ports.register('acpi-pm', pmBase, ACPI_PM_LENGTH, new AcpiPm(pmBase, this, { s5SleepType: config.s5SleepType ?? 0, nowNs: () => process.hrtime.bigint() - start }));
-    ports.register(
-      'pci-host',
-      0xcf8,
-      8,
-      new InterimPciBus({
-        pamChanged: (regs) => this.memory.setPam(regs),
-        pirqChanged: (pirq, value) => this.pirq.setRoute(pirq, value),
-        resetControl: new ResetControl(this),
-      }),
+    const pciConfig: PciMachineConfig = config.pci ?? { planFile: 'machine', ecamBase: DEFAULT_ECAM_BASE, roms: [] };
+    const pci = composePlatformPci(pciConfig, {
+      pamChanged: (regs) => this.memory.setPam(regs),
+      pirqChanged: (pirq, value) => this.pirq.setRoute(pirq, value),
+    });
+    this.pci = new PciRuntime(
+      pci,
+      this.vm,
+      ports,
+      this.mmio,
+      this,
+      config.ram.ranges,
+      config.protection === undefined ? undefined : ProtectionMap.build(config.protection, []),
+      new Map(pciConfig.roms.map((r) => [r.device, r.bytes])),
+      pciConfig.ecamBase,
     );
 
     this.fwCfg = new FwCfg(this.memory, this.fwCfgItems());
@@ -226,6 +236,7 @@ export class Machine implements SystemControl, GsiSink {
       romWritesRefused: this.romWritesRefused,
       lastPostCode: this.lastPostCode,
       serialBytesDropped: this.outputs.serial.dropped,
+      barMappings: this.pci.log,
     };
   }
 }

@@ -118,9 +118,11 @@ test('i8042: self-tests, keyboard reset/ID, command byte, reset line; port 0x92 
   assert.deepEqual(drain(), [0xfa, 0x00]);
   cmd(0x60);
   data(0x01);
-  const before = kbd.levels.length;
   data(0xf4);
-  assert.ok(kbd.levels.length > before, 'IRQ1 pulses when keyboard data arrives with interrupts on');
+  assert.equal(kbd.levels.at(-1), true, 'IRQ1 rises when keyboard data arrives with interrupts on');
+  assert.equal(k.readPort(0x60, 1), 0xfa);
+  assert.equal(kbd.levels.at(-1), false, 'and falls once it is read');
+  assert.equal(k.readPort(0x60, 1), 0xfa, 'an empty buffer reads the last byte again');
   assert.deepEqual(sys.events, []);
   cmd(0xfe);
   assert.match(sys.events[0] ?? '', /^reset: i8042/);

@@ -1,5 +1,5 @@
 import type { AccessSize, PortIoHandler } from '../io.js';
-import { pulse, type IrqLine } from '../irq/line.js';
+import type { IrqLine } from '../irq/line.js';
 import type { SystemControl } from './system.js';
 
 export const I8042_DATA_PORT = 0x60;
@@ -39,6 +39,10 @@ export class I8042 implements PortIoHandler {
   private pendingAux: number | undefined;
   private lastWasCommand = false;
   private outputPort = 0x03;
+  /** What port 0x60 reads when the buffer is empty: the last byte, as on real controllers (and QEMU). */
+  private lastRead = 0;
+  private kbdLevel = false;
+  private auxLevel = false;
   a20 = true;
 
   constructor(
@@ -51,8 +55,9 @@ export class I8042 implements PortIoHandler {
     void size;
     if (port === I8042_STATUS_PORT) return this.status();
     const head = this.out.shift();
-    if (this.out.length > 0) this.raise(this.out[0]!.aux);
-    return head?.byte ?? 0;
+    if (head !== undefined) this.lastRead = head.byte;
+    this.updateIrq();
+    return this.lastRead;
   }
 
   writePort(port: number, size: AccessSize, value: number): void {
@@ -78,11 +83,19 @@ export class I8042 implements PortIoHandler {
 
   private push(byte: number, aux = false): void {
     this.out.push({ byte, aux });
-    if (this.out.length === 1) this.raise(aux);
+    this.updateIrq();
   }
 
-  private raise(aux: boolean): void {
-    if (aux ? this.ctr & CTR_AUXINT : this.ctr & CTR_KBDINT) pulse(aux ? this.auxIrq : this.kbdIrq);
+  /**
+   * IRQ1 (IRQ12 for mouse data) is high while the output buffer holds a byte of that port and
+   * the command byte enables its interrupt, and falls when the byte is read.
+   */
+  private updateIrq(): void {
+    const head = this.out[0];
+    const kbd = head !== undefined && !head.aux && (this.ctr & CTR_KBDINT) !== 0;
+    const aux = head !== undefined && head.aux && (this.ctr & CTR_AUXINT) !== 0;
+    if (kbd !== this.kbdLevel) this.kbdIrq.set((this.kbdLevel = kbd));
+    if (aux !== this.auxLevel) this.auxIrq.set((this.auxLevel = aux));
   }
 
   private command(cmd: number): void {
@@ -138,6 +151,7 @@ export class I8042 implements PortIoHandler {
     switch (ctl) {
       case 0x60:
         this.ctr = v;
+        this.updateIrq();
         return;
       case 0xd1:
         this.outputPort = v;

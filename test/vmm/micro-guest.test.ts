@@ -17,6 +17,13 @@ function say(a: Asm, text: string): Asm {
   return a;
 }
 
+/** Resolves when the guest prints 'R' on COM1: it has set up its interrupt handling. */
+function readiness(): { onSerial: (b: Uint8Array) => void; promise: Promise<void> } {
+  let resolve = (): void => {};
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { onSerial: (b) => (b.includes(0x52) ? resolve() : undefined), promise };
+}
+
 function out8(a: Asm, port: number, value: number): Asm {
   return a.movImm('edx', port, 2).movImm('eax', value, 1).outDx(1);
 }
@@ -129,6 +136,7 @@ test('an MSI route (KVM_SET_GSI_ROUTING) fed by an irqfd reaches the LAPIC; ioev
     a.storeImm(0xfee0_00f0, 0x1ff, 4); // LAPIC SVR: enable, spurious vector 0xFF
     a.movImm('edx', 0x510, 2).movImm('eax', 7, 2); // prepare an ioeventfd write
     a.movImm('edx', 0x700, 2).outDx(2).outDx(2).outDx(2); // three writes to the ioeventfd port
+    say(a, 'R'); // ready: the test raises the MSI only now
     a.sti().label('idle').hlt().jmp('idle');
     const handler = a.offset;
     finish(a, 0x55);
@@ -159,9 +167,9 @@ test('an MSI route (KVM_SET_GSI_ROUTING) fed by an irqfd reaches the LAPIC; ioev
       interruptFds: [{ gsi: 24, fd: msiFd, msi: { address: 0xfee0_0000n, data: 0x40 } }],
       ioEventFds: [{ port: 0x700, length: 2, fd: ioFd }],
     });
-    const running = startMachine(config, { timeoutMs: 20_000 });
-    // Give the guest time to reach its idle loop, then raise the MSI from this thread.
-    await new Promise((r) => setTimeout(r, 300));
+    const ready = readiness();
+    const running = startMachine(config, { timeoutMs: 20_000, onSerial: ready.onSerial, pollMs: 5 });
+    await ready.promise;
     sys.eventfdWrite(msiFd, 1n);
     const result = await running.done;
     assert.deepEqual(result.reason, { kind: 'debug-exit', code: (0x55 << 1) | 1 });
@@ -209,14 +217,16 @@ test('a level irqfd with resample: KVM de-asserts on the guest\'s EOI and signal
   try {
     const a = new Asm(16);
     const ivt = realModeIrqSetup(a, 5);
+    say(a, 'R');
     a.sti().label('idle').hlt().jmp('idle');
     const handler = a.offset;
     out8(a, 0x20, 0x20); // EOI
     finish(a, 0x66);
     const code = a.bytes();
     ivt.patch(code, handler);
-    const running = startMachine(microConfig(code, { interruptFds: [{ gsi: 5, fd: irqFd, resampleFd }] }), { timeoutMs: 20_000 });
-    await new Promise((r) => setTimeout(r, 300));
+    const ready = readiness();
+    const running = startMachine(microConfig(code, { interruptFds: [{ gsi: 5, fd: irqFd, resampleFd }] }), { timeoutMs: 20_000, onSerial: ready.onSerial, pollMs: 5 });
+    await ready.promise;
     sys.eventfdWrite(irqFd, 1n);
     const result = await running.done;
     assert.deepEqual(result.reason, { kind: 'debug-exit', code: (0x66 << 1) | 1 });

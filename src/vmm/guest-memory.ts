@@ -4,6 +4,7 @@ import type { AccessSize, MmioHandler } from '../hw/io.js';
 import type { Mapping } from '../native/sys.js';
 import { HvmptError } from '../errors.js';
 import type { Vm } from './kvm/vm.js';
+import { readLe, writeLe } from './le-bytes.js';
 
 /** The firmware image cannot be placed (wrong size). */
 export class FirmwareImageError extends HvmptError {}
@@ -238,14 +239,4 @@ export class GuestMemory implements DmaMemory {
     v.set(data);
     return true;
   }
-}
-
-function readLe(bytes: Uint8Array, addr: number, size: number): number {
-  let v = 0;
-  for (let i = 0; i < size; i++) v |= bytes[addr + i]! << (8 * i);
-  return v >>> 0;
-}
-
-function writeLe(bytes: Uint8Array, addr: number, size: number, value: number): void {
-  for (let i = 0; i < size; i++) bytes[addr + i] = (value >>> (8 * i)) & 0xff;
 }

@@ -12,6 +12,7 @@ import type { Mapping } from '../native/sys.js';
 import type { RamRange } from './guest-memory.js';
 import type { MmioBus, PortBus } from './io-bus.js';
 import type { Vm } from './kvm/vm.js';
+import { readLe, writeLe } from './le-bytes.js';
 
 /** One update-mapping event and what the monitor did about it. */
 export interface MappingLogEntry {
@@ -174,15 +175,7 @@ export class PciRuntime {
   }
 }
 
-function readLe(bytes: Uint8Array, off: number, size: AccessSize): number {
-  let v = 0;
-  for (let i = 0; i < size; i++) v |= (off + i < bytes.length ? bytes[off + i]! : 0xff) << (8 * i);
-  return v >>> 0;
-}
 
-function writeLe(bytes: Uint8Array, off: number, size: AccessSize, value: number): void {
-  for (let i = 0; i < size; i++) if (off + i < bytes.length) bytes[off + i] = (value >>> (8 * i)) & 0xff;
-}
 
 function mmioOver(bytes: Uint8Array, readonly: boolean): MmioHandler {
   return {

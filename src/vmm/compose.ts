@@ -10,7 +10,11 @@ import { selectMap } from '../hw/mem/e820-parse.js';
 import { planIdentity } from '../hw/mem/identity.js';
 import type { ProtectionMap } from '../hw/mem/protection.js';
 import { unionRanges } from '../hw/mem/range.js';
+import { loadCapture } from '../host/pci/load.js';
+import { parseBdf, sameBdf } from '../hw/pci/address.js';
+import type { Capture } from '../hw/pci/capture.js';
 import type { ComposedPci } from '../hw/pci/compose.js';
+import { pciComposeInput } from '../plan/pci.js';
 import { PlanError, type PlanProblem } from '../plan/load.js';
 import { identityRequestFromPlan } from '../plan/memory.js';
 import { parseOptionRom, romMismatch } from '../host/firmware/option-rom.js';
@@ -122,6 +126,23 @@ export function composeMachine(plan: Plan, planFile: string): ComposedMachine {
   return { config, e820, protection, pci: pci.composed, summary };
 }
 
+/** The host capture the bus starts from, with only the functions the plan keeps. */
+function hostCapture(plan: Plan, planFile: string): Capture | undefined {
+  const h = plan.machine.hostPci;
+  if (h === undefined) return undefined;
+  const capture = loadCapture(isAbsolute(h.capture) ? h.capture : resolve(dirname(planFile), h.capture));
+  if (h.functions === undefined) return capture;
+  const problems: PlanProblem[] = [];
+  const keep = h.functions.map((text, i) => {
+    const b = parseBdf(text);
+    if (b === undefined) problems.push({ path: `machine.hostPci.functions[${i}]`, message: `'${text}' is not a PCI address like 00:1f.3` });
+    else if (!capture.functions.some((f) => sameBdf(f.bdf, b))) problems.push({ path: `machine.hostPci.functions[${i}]`, message: `${text} is not in ${capture.source}` });
+    return b;
+  });
+  if (problems.length > 0) throw new PlanError(planFile, problems);
+  return { ...capture, functions: capture.functions.filter((f) => keep.some((b) => b !== undefined && sameBdf(b, f.bdf))) };
+}
+
 /**
  * The PCI part: composes the bus once here (so every plan problem is reported, by path, before
  * anything runs), checks each ROM file against its device, and returns the plain data the vCPU
@@ -135,8 +156,15 @@ function composePciConfig(plan: Plan, planFile: string, ram: RamLayout, summary:
   const clash = ram.ranges.find((r) => ecamBase < r.end && r.start < ecamEnd);
   if (clash !== undefined) problems.push({ path: 'machine.ecamBase', message: `the ECAM window [0x${ecamBase.toString(16)}, 0x${ecamEnd.toString(16)}) overlaps guest RAM` });
   const roms = m.roms.map((r, i) => ({ device: r.device, name: r.file, bytes: readPlanFile(planFile, r.file, `machine.roms[${i}].file`) }));
-  const host = m.hostPci === undefined ? undefined : { capture: isAbsolute(m.hostPci.capture) ? m.hostPci.capture : resolve(dirname(planFile), m.hostPci.capture), ...(m.hostPci.functions === undefined ? {} : { functions: m.hostPci.functions }) };
-  const config: PciMachineConfig = { planFile, ...(plan.pci === undefined ? {} : { section: plan.pci }), ...(host === undefined ? {} : { host }), ecamBase, roms };
+  const base = hostCapture(plan, planFile);
+  const input = plan.pci === undefined ? undefined : pciComposeInput(plan.pci, { planFile });
+  const config: PciMachineConfig = { planFile, ...(base === undefined ? {} : { base }), ...(input === undefined ? {} : { input }), ecamBase, roms };
+  try {
+    structuredClone(config);
+  } catch (err) {
+    // A device model whose spec carries code must be instantiated in the vCPU thread itself.
+    throw new PlanError(planFile, [{ path: 'pci.emulated', message: `a device model's spec cannot cross to the vCPU thread (${err instanceof Error ? err.message : String(err)})` }]);
+  }
   const composed = composePlatformPci(config, NO_CHIPSET_HOOKS);
   roms.forEach((r, i) => {
     const entry = composed.entries.find((e) => e.fn.id === r.device);

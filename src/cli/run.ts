@@ -1,6 +1,7 @@
-import { createWriteStream, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
 import type { Command } from 'commander';
-import { HvmptError, UsageError } from '../errors.js';
+import { HvmptError, IoError, UsageError } from '../errors.js';
 import { loadPlan } from '../plan/schema.js';
 import { composeMachine } from '../vmm/compose.js';
 import { startMachine, type RunResult } from '../vmm/runner.js';
@@ -24,7 +25,7 @@ export function registerRun(program: Command): void {
         '(or a file). Exits 0 when the guest powers off or halts, 1 when it resets, crashes or runs past --timeout.',
     )
     .argument('<plan>', 'the plan (YAML or JSON): memory, machine (firmware, boot target, serial)')
-    .option('--serial <stdout|FILE>', "where the guest's COM1 goes (overrides machine.serial)")
+    .option('--serial <stdout|FILE|unix:PATH|tcp:HOST:PORT>', "where the guest's COM1 goes (overrides machine.serial); a socket also carries input to the guest")
     .option('--timeout <seconds>', 'stop the guest after this long (overrides machine.timeout)')
     .option('--firmware-log <FILE>', "write the firmware's port-0x402 log (SeaBIOS's debug output) here")
     .option('--report <FILE>', 'write the run report (why it ended, exits, refused accesses, device faults) as JSON')
@@ -34,8 +35,7 @@ export function registerRun(program: Command): void {
       if (timeoutS !== undefined && !(timeoutS > 0)) throw new UsageError(`--timeout '${opts.timeout}' is not a positive number of seconds`);
       const composed = composeMachine(plan, planFile);
       for (const line of composed.summary) process.stderr.write(`hvmpt: ${line}\n`);
-      const serialTarget = opts.serial ?? plan.machine.serial;
-      const serial: WriteStream | undefined = serialTarget === 'stdout' ? undefined : createWriteStream(serialTarget);
+      const serial = await openSerial(opts.serial ?? plan.machine.serial);
       const firmwareLogFile = opts.firmwareLog ?? plan.machine.firmwareLog;
       const firmwareLog = firmwareLogFile === undefined ? undefined : createWriteStream(firmwareLogFile);
       const deadline = timeoutS === undefined ? undefined : Date.now() + timeoutS * 1000;
@@ -44,13 +44,14 @@ export function registerRun(program: Command): void {
       for (;;) {
         boots++;
         const running = startMachine(composed.config, {
-          onSerial: (b) => (serial === undefined ? process.stdout.write(b) : serial.write(b)),
+          onSerial: (b) => serial.write(b),
           onDebug: (b) => firmwareLog?.write(b),
           onFault: (f) => process.stderr.write(`hvmpt: device ${f.device} failed (contained, the guest goes on): ${f.message}\n`),
           timeoutMs: deadline === undefined ? undefined : Math.max(1, deadline - Date.now()),
         });
         const interrupt = (): void => running.stop('interrupted');
         process.once('SIGINT', interrupt);
+        serial.onInput((b) => running.sendSerial(b));
         try {
           result = await running.done;
         } finally {
@@ -62,7 +63,8 @@ export function registerRun(program: Command): void {
         }
         break;
       }
-      await Promise.all([serial, firmwareLog].map((s) => (s === undefined ? undefined : new Promise((r) => s.end(r)))));
+      await serial.close();
+      if (firmwareLog !== undefined) await new Promise((r) => firmwareLog.end(r));
       if (opts.report !== undefined) writeFileSync(opts.report, JSON.stringify({ reason: result.reason, boots, wallMs: result.wallMs, ...result.report }, null, 2) + '\n');
       const r = result.report;
       process.stderr.write(
@@ -92,4 +94,41 @@ function describe(reason: StopReason): string {
     case 'error':
       return `monitor error: ${reason.message}`;
   }
+}
+
+/** Where COM1 goes: stdout, a file, or a socket (unix:PATH, tcp:HOST:PORT) that also feeds input. */
+interface SerialSink {
+  write(bytes: Uint8Array): void;
+  onInput(listener: (bytes: Uint8Array) => void): void;
+  close(): Promise<void>;
+}
+
+async function openSerial(target: string): Promise<SerialSink> {
+  if (target === 'stdout') {
+    return { write: (b) => void process.stdout.write(b), onInput: () => {}, close: async () => {} };
+  }
+  const sock = /^unix:(.+)$/.exec(target);
+  const tcp = /^tcp:(?:(.+):)?(\d+)$/.exec(target);
+  if (sock !== null || tcp !== null) {
+    const socket: Socket = await new Promise((resolve, reject) => {
+      const s = sock !== null ? createConnection(sock[1]!) : createConnection(Number(tcp![2]), tcp![1] ?? '127.0.0.1');
+      s.once('connect', () => resolve(s));
+      s.once('error', (err: NodeJS.ErrnoException) => reject(new IoError(`cannot connect the serial port: ${err.code ?? err.message}`, { input: target })));
+    });
+    socket.on('error', () => {});
+    return {
+      write: (b) => void socket.write(b),
+      onInput: (listener) => {
+        socket.removeAllListeners('data');
+        socket.on('data', (d: Buffer) => listener(new Uint8Array(d)));
+      },
+      close: () => new Promise((r) => socket.end(r)),
+    };
+  }
+  const file = createWriteStream(target);
+  await new Promise<void>((resolve, reject) => {
+    file.once('open', () => resolve());
+    file.once('error', (err: NodeJS.ErrnoException) => reject(new IoError(`cannot write the serial output: ${err.code ?? err.message}`, { input: target })));
+  });
+  return { write: (b) => void file.write(b), onInput: () => {}, close: () => new Promise((r) => file.end(r)) };
 }

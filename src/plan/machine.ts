@@ -7,7 +7,7 @@
  *   boot: { kind: grub-report }                   # GRUB prints lspci -i, lsmmap, lsacpi on COM1 and halts
  *   # boot: { kind: linux, kernel: vmlinuz, initrd: initrd.img, cmdline: "console=ttyS0" }
  *   # boot: { kind: grub, config: "serial\nterminal_output serial\necho hi\nhalt", modules: [echo, halt] }
- *   serial: stdout                                # or a file
+ *   serial: stdout                                # or a file, unix:PATH or tcp:HOST:PORT (a socket also carries input)
  *   firmwareLog: seabios.log                      # the firmware's port-0x402 log
  *   timeout: 120                                  # seconds; the guest is stopped after that
  *   hostMap: /sys/firmware/memmap                 # the host E820 an identity layout is carved from

@@ -46,6 +46,8 @@ export interface RunReport {
 export interface MachineOutputs {
   readonly serial: ByteRing;
   readonly debug: ByteRing;
+  /** Bytes typed at the guest's console (COM1's receiver), filled by the main thread. */
+  readonly serialIn?: ByteRing;
 }
 
 const POST_PORT = 0x80;
@@ -91,7 +93,22 @@ export class Machine implements SystemControl, GsiSink {
 
     const ports = this.ports;
     this.uart = new Uart8250(COM1_PORT, (b) => outputs.serial.push(b), gsiLine(this, COM1_IRQ));
-    ports.register('com1', COM1_PORT, 8, this.uart);
+    const input = outputs.serialIn;
+    if (input === undefined) ports.register('com1', COM1_PORT, 8, this.uart);
+    else {
+      // Input is picked up whenever the guest looks at the UART, and on every kick of the vCPU
+      // (so an interrupt-driven driver idling in HLT hears it within a probe period).
+      const uart = this.uart;
+      const pull = (): void => {
+        const bytes = input.drain();
+        if (bytes.length > 0) uart.receive(bytes);
+      };
+      this.control.onKick = pull;
+      ports.register('com1', COM1_PORT, 8, {
+        readPort: (p, size) => (pull(), uart.readPort(p, size)),
+        writePort: (p, size, v) => uart.writePort(p, size, v),
+      });
+    }
     const now = (): number => Date.now();
     ports.register('cmos', CMOS_INDEX_PORT, 2, new Cmos({ ramBelow4G: ramTopBelow4G(config.ram), ramAbove4G: ramAbove4G(config.ram), cpus: 1, now }));
     const i8042 = new I8042(this, gsiLine(this, KBD_IRQ), gsiLine(this, AUX_IRQ));

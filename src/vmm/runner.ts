@@ -38,6 +38,8 @@ export interface RunResult {
 export interface RunningMachine {
   /** Asks the vCPU to stop; resolves `done` with a `stopped` reason. Safe to call at any time. */
   stop(why: string): void;
+  /** Bytes for the guest's COM1 receiver (what a user types at the console). */
+  sendSerial(bytes: Uint8Array): void;
   readonly done: Promise<RunResult>;
 }
 
@@ -60,11 +62,12 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
   const sys = loadSys();
   const serial = new ByteRing(RING_BYTES);
   const debug = new ByteRing(RING_BYTES);
+  const serialIn = new ByteRing(1 << 16);
   const stopShared = new SharedArrayBuffer(4);
   const stopFlag = new Int32Array(stopShared);
   const t0 = performance.now();
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
-    workerData: { config, serial: serial.shared, debug: debug.shared, stop: stopShared },
+    workerData: { config, serial: serial.shared, debug: debug.shared, serialIn: serialIn.shared, stop: stopShared },
   });
   let vcpu: { thread: bigint; run: Mapping } | undefined;
   let finished = false;
@@ -141,7 +144,10 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
       reject(new MachineError(`vCPU thread exited with code ${code} before reporting`));
     });
   });
-  return { stop, done };
+  const sendSerial = (bytes: Uint8Array): void => {
+    for (const b of bytes) serialIn.push(b);
+  };
+  return { stop, done, sendSerial };
 }
 
 export function runMachine(config: MachineConfig, options: RunOptions = {}): Promise<RunResult> {

@@ -24,6 +24,8 @@ export class RunControl {
   pending: StopReason | undefined;
   exits = 0;
   vcpuNs = 0;
+  /** Runs in the vCPU thread whenever another thread kicks it (stop or probe): pick up input. */
+  onKick: () => void = () => {};
 
   request(reason: StopReason): void {
     this.pending ??= reason;
@@ -42,7 +44,9 @@ export const PROBE_REQUESTED = 2;
 const RFLAGS_IF = 1n << 9n;
 
 /** After a kick: stop, report a dead halt, or clear the kick and carry on (undefined). */
-function onKick(vcpu: Vcpu, stopFlag: Int32Array): StopReason | undefined {
+function onKick(vcpu: Vcpu, control: RunControl): StopReason | undefined {
+  const stopFlag = control.stopFlag;
+  control.onKick();
   if (Atomics.load(stopFlag, 0) === STOP_REQUESTED) return { kind: 'stopped', why: 'stop requested' };
   if (Atomics.compareExchange(stopFlag, 0, PROBE_REQUESTED, 0) === PROBE_REQUESTED) {
     vcpu.runView.setUint8(RUN.immediateExit, 0);
@@ -77,7 +81,7 @@ function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): S
     const r = sys.ioctlRaw(fd, IOCTL.RUN);
     if (r < 0) {
       if (-r === EINTR) {
-        const reason = onKick(vcpu, stopFlag);
+        const reason = onKick(vcpu, control);
         if (reason !== undefined) return reason;
         continue;
       }
@@ -112,7 +116,7 @@ function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): S
       const type = run.getUint32(RUN.systemEventType, true);
       return type === 2 ? { kind: 'reset', source: 'KVM system event' } : { kind: 'poweroff', source: `KVM system event ${type}` };
     } else if (reason === EXIT.INTR) {
-      const why = onKick(vcpu, stopFlag);
+      const why = onKick(vcpu, control);
       if (why !== undefined) return why;
     } else {
       return { kind: 'error', message: describeExit(vcpu, reason) };

@@ -17,6 +17,7 @@ interface WorkerInput {
   readonly config: MachineConfig;
   readonly serial: SharedArrayBuffer;
   readonly debug: SharedArrayBuffer;
+  readonly serialIn: SharedArrayBuffer;
   readonly stop: SharedArrayBuffer;
 }
 
@@ -29,7 +30,7 @@ let closeOnRequest = (): void => {};
 try {
   const sys = loadSys();
   sys.unblockSignal(SIGUSR2);
-  const machine = new Machine(sys, input.config, { serial: new ByteRing(input.serial), debug: new ByteRing(input.debug) }, new Int32Array(input.stop));
+  const machine = new Machine(sys, input.config, { serial: new ByteRing(input.serial), debug: new ByteRing(input.debug), serialIn: new ByteRing(input.serialIn) }, new Int32Array(input.stop));
   machine.ledger.onFault = (f) => post({ type: 'fault', fault: f });
   post({ type: 'started', thread: sys.threadSelf(), vcpuFd: machine.vcpu.fd, runSize: machine.kvm.vcpuMmapSize });
   const reason = runVcpu(machine.vcpu, machine.ports, machine.mmio, machine.control);

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Asm, microBios } from '../../src/vmm/guest/asm.js';
+import { CLI } from '../helpers/paths.js';
 import { hvmpt } from '../helpers/run.js';
+import { skipUnlessKvm } from './kvm-helpers.js';
 
 function withPlan(text: string, body: (file: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'hvmpt-plan-'));
@@ -42,3 +47,40 @@ test('hvmpt run: a missing kernel names the plan field; a bad --timeout is a usa
     assert.match(t.stderr, /--timeout 'soon' is not a positive number of seconds/);
   });
 });
+
+test('hvmpt run --serial unix:PATH: COM1 output reaches a socket, the socket types back, ACPI power-off exits 0', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  // A 64 KiB "firmware": print "hello", wait for a byte on COM1, echo it, power off through PM1a_CNT.
+  const a = new Asm(16);
+  a.movImm('edx', 0x3f8, 2);
+  for (const ch of new TextEncoder().encode('hello\n')) a.movImm('eax', ch, 1).outDx(1);
+  a.label('wait').movImm('edx', 0x3fd, 2).inDx(1).testAl(0x01).jz('wait'); // LSR.DR
+  a.movImm('edx', 0x3f8, 2).inDx(1).outDx(1);
+  a.movImm('edx', 0x604, 2).movImm('eax', 0x2000, 2).outDx(2).cli().hlt();
+  const code = a.bytes();
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-sock-'));
+  try {
+    writeFileSync(join(dir, 'micro.bin'), microBios(code));
+    writeFileSync(join(dir, 'plan.yaml'), 'memory: { size: 16M }\nmachine:\n  firmware: micro.bin\n  timeout: 60\n');
+    const sockPath = join(dir, 'com1.sock');
+    let received = '';
+    const server = createServer((c) => {
+      c.on('data', (d) => {
+        received += d.toString('latin1');
+        if (received.includes('hello')) c.write('x');
+      });
+    });
+    await new Promise<void>((r) => server.listen(sockPath, r));
+    const child = spawn(process.execPath, [CLI, 'run', join(dir, 'plan.yaml'), '--serial', `unix:${sockPath}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+    const status = await new Promise<number | null>((r) => child.on('exit', r));
+    server.close();
+    assert.equal(status, 0, stderr);
+    assert.match(stderr, /guest powered off/);
+    assert.equal(received, 'hello\nx');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+

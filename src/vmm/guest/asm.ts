@@ -112,6 +112,17 @@ export class Asm {
     return this.rel(label);
   }
 
+  /** jz label (near, rel16/rel32) */
+  jz(label: string): this {
+    this.out.push(0x0f, 0x84);
+    return this.rel(label);
+  }
+
+  /** test al, imm8 */
+  testAl(value: number): this {
+    return this.raw(0xa8, value);
+  }
+
   jmp(label: string): this {
     this.out.push(0xe9);
     return this.rel(label);

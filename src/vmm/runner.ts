@@ -7,7 +7,7 @@ import type { DeviceFault } from './io-bus.js';
 import { RUN } from './kvm/abi.js';
 import type { RunReport } from './machine.js';
 import type { MachineConfig } from './machine-config.js';
-import { PROBE_REQUESTED, STOP_REQUESTED, type StopReason } from './vcpu-loop.js';
+import { EXIT_COUNT, PROBE_REQUESTED, STOP_REQUESTED, type StopReason } from './vcpu-loop.js';
 import type { WorkerMessage } from './worker-protocol.js';
 
 /** The machine could not be built or the vCPU thread died. */
@@ -63,7 +63,7 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
   const serial = new ByteRing(RING_BYTES);
   const debug = new ByteRing(RING_BYTES);
   const serialIn = new ByteRing(1 << 16);
-  const stopShared = new SharedArrayBuffer(4);
+  const stopShared = new SharedArrayBuffer(8);
   const stopFlag = new Int32Array(stopShared);
   const t0 = performance.now();
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
@@ -90,7 +90,17 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
     sys.signalThread(vcpu.thread, SIGUSR2);
   };
   const probeMs = options.haltProbeMs ?? 250;
-  const probe = probeMs > 0 ? setInterval(() => kick(PROBE_REQUESTED), probeMs) : undefined;
+  // Only a guest that made no exit for a whole period can be halted for good: a busy one is
+  // left alone, so the probe costs nothing on exit-heavy work.
+  let exitsSeen = -1;
+  const probe =
+    probeMs > 0
+      ? setInterval(() => {
+          const exits = Atomics.load(stopFlag, EXIT_COUNT);
+          if (exits === exitsSeen) kick(PROBE_REQUESTED);
+          exitsSeen = exits;
+        }, probeMs)
+      : undefined;
 
   const stop = (why: string): void => {
     if (finished) return;

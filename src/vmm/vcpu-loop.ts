@@ -36,10 +36,16 @@ export class RunControl {
    * STOP_REQUESTED asks the loop to return; PROBE_REQUESTED asks it to check whether the guest
    * is halted for good and to go on otherwise.
    */
-  constructor(readonly stopFlag: Int32Array = new Int32Array(new SharedArrayBuffer(4))) {}
+  /**
+   * `stopFlag[1]` (when the array has it) mirrors the exit count, so the thread that probes for
+   * a dead halt can skip probing a guest that is busy exiting.
+   */
+  constructor(readonly stopFlag: Int32Array = new Int32Array(new SharedArrayBuffer(8))) {}
 }
 
 export const STOP_REQUESTED = 1;
+/** Index in the shared control array where the vCPU thread publishes its exit count. */
+export const EXIT_COUNT = 1;
 export const PROBE_REQUESTED = 2;
 const RFLAGS_IF = 1n << 9n;
 
@@ -77,6 +83,7 @@ function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): S
   const fd = vcpu.fd;
   const run = vcpu.runView;
   const stopFlag = control.stopFlag;
+  const publish = stopFlag.length > EXIT_COUNT;
   for (;;) {
     const r = sys.ioctlRaw(fd, IOCTL.RUN);
     if (r < 0) {
@@ -88,6 +95,7 @@ function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): S
       return { kind: 'error', message: `KVM_RUN failed: errno ${-r}` };
     }
     control.exits++;
+    if (publish) stopFlag[EXIT_COUNT] = control.exits | 0;
     const reason = run.getUint32(RUN.exitReason, true);
     if (reason === EXIT.IO) {
       const size = SIZES[run.getUint8(RUN.ioSize)]!;

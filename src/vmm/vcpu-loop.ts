@@ -101,7 +101,9 @@ function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): S
       const size = SIZES[run.getUint8(RUN.ioSize)]!;
       const port = run.getUint16(RUN.ioPort, true);
       const count = run.getUint32(RUN.ioCount, true);
-      let off = Number(run.getBigUint64(RUN.ioDataOffset, true));
+      // data_offset is a u64 but always within the run page: its low half is the whole value,
+      // and reading it as a number spares a BigInt allocation per exit.
+      let off = run.getUint32(RUN.ioDataOffset, true);
       if (size === 0) return { kind: 'error', message: `port I/O of size ${run.getUint8(RUN.ioSize)} at ${hex(port)}` };
       if (run.getUint8(RUN.ioDirection) === IO_DIRECTION_OUT) {
         for (let i = 0; i < count; i++, off += size) {
@@ -134,7 +136,7 @@ function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl): S
 }
 
 function mmioExit(run: DataView, mmio: MmioBus): void {
-  const address = Number(run.getBigUint64(RUN.mmioPhysAddr, true));
+  const address = run.getUint32(RUN.mmioPhysAddr, true) + run.getUint32(RUN.mmioPhysAddr + 4, true) * 0x1_0000_0000;
   const len = run.getUint32(RUN.mmioLen, true);
   const write = run.getUint8(RUN.mmioIsWrite) !== 0;
   const data = RUN.mmioData;

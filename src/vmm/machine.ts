@@ -10,6 +10,7 @@ import { COM1_IRQ, COM1_PORT, Uart8250 } from '../hw/chipset/uart8250.js';
 import type { AccessSize } from '../hw/io.js';
 import { gsiLine, type GsiSink } from '../hw/irq/line.js';
 import { PirqRouter } from '../hw/irq/pirq.js';
+import { intxRoute } from '../hw/pci/intx.js';
 import type { Sys } from '../native/sys.js';
 import type { ByteRing } from './byte-ring.js';
 import { ProtectionMap } from '../hw/mem/protection.js';
@@ -222,6 +223,19 @@ export class Machine implements SystemControl, GsiSink {
     r.rflags = 2n;
     r.rsp = 0x9_0000n;
     this.vcpu.setRegisters(r);
+  }
+
+  /**
+   * A PCI function's INTx line: routed up through the bridges' swizzle to a slot and pin on the
+   * root bus, then by PIIX's PIRQ registers to an ISA IRQ (shared lines OR together). Device
+   * models call this; the route is taken at the time of the call, since firmware renumbers.
+   */
+  setIntx(device: string, level: boolean): void {
+    const entry = this.pci.pci.entries.find((e) => e.fn.id === device);
+    if (entry === undefined || entry.fn.hidden) return;
+    const route = intxRoute(this.pci.pci.topology, entry.fn);
+    if (route === undefined) return;
+    this.pirq.setIntx(PirqRouter.pirqOf(route.rootDevice, route.rootPin), device, level);
   }
 
   setGsi(gsi: number, level: boolean): void {

@@ -21,10 +21,11 @@ export function registerRun(program: Command): void {
   program
     .command('run')
     .description(
-      "boot a plan on hvmpt's own KVM monitor: SeaBIOS, then the plan's boot target, with the guest's serial port on stdout " +
-        '(or a file). Exits 0 when the guest powers off or halts, 1 when it resets, crashes or runs past --timeout.',
+      "boot a plan on hvmpt's own KVM monitor: SeaBIOS on the composed platform (PCI bus, E820, ACPI tables over fw_cfg), " +
+        "then the plan's boot target, with the guest's serial port on stdout (or a file or socket); a summary and the " +
+        'refused accesses go to stderr. Exits 0 when the guest powers off or halts, 1 when it resets, crashes or runs past --timeout.',
     )
-    .argument('<plan>', 'the plan (YAML or JSON): memory, machine (firmware, boot target, serial)')
+    .argument('<plan>', 'the plan (YAML or JSON): memory, pci and machine sections (see docs/vmm.md and examples/desktop.yaml)')
     .option('--serial <stdout|FILE|unix:PATH|tcp:HOST:PORT>', "where the guest's COM1 goes (overrides machine.serial); a socket also carries input to the guest")
     .option('--timeout <seconds>', 'stop the guest after this long (overrides machine.timeout)')
     .option('--firmware-log <FILE>', "write the firmware's port-0x402 log (SeaBIOS's debug output) here")

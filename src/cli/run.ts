@@ -68,6 +68,9 @@ export function registerRun(program: Command): void {
       if (firmwareLog !== undefined) await new Promise((r) => firmwareLog.end(r));
       if (opts.report !== undefined) writeFileSync(opts.report, JSON.stringify({ reason: result.reason, boots, wallMs: result.wallMs, ...result.report }, null, 2) + '\n');
       const r = result.report;
+      const actions = new Map<string, number>();
+      for (const m of r.barMappings) if (m.action !== 'unmapped') actions.set(m.action, (actions.get(m.action) ?? 0) + 1);
+      if (actions.size > 0) process.stderr.write(`hvmpt: BAR mappings: ${[...actions].map(([a, n]) => `${n} ${a}`).join(', ')} (details in --report)\n`);
       process.stderr.write(
         `hvmpt: ${describe(result.reason)} after ${(result.wallMs / 1000).toFixed(1)} s, ${r.exits} exits; ` +
           `${r.unclaimed.length} unclaimed port/address kinds, ${r.deviceFaults.length} device faults, ${r.fwCfgRefusals.length} fw_cfg refusals\n`,

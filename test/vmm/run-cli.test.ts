@@ -84,3 +84,24 @@ test('hvmpt run --serial unix:PATH: COM1 output reaches a socket, the socket typ
   }
 });
 
+
+test('hvmpt run with onReset: restart boots again after each reset, until --timeout stops it (exit 1)', (t) => {
+  if (!skipUnlessKvm(t)) return;
+  // Firmware that prints "boot" and resets through 0xCF9.
+  const a = new Asm(16).movImm('edx', 0x3f8, 2);
+  for (const ch of new TextEncoder().encode('boot\n')) a.movImm('eax', ch, 1).outDx(1);
+  a.movImm('edx', 0xcf9, 2).movImm('eax', 0x06, 1).outDx(1).cli().hlt();
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-reset-'));
+  try {
+    writeFileSync(join(dir, 'fw.bin'), microBios(a.bytes()));
+    writeFileSync(join(dir, 'plan.yaml'), 'memory: { size: 16M }\nmachine:\n  firmware: fw.bin\n  onReset: restart\n');
+    const r = hvmpt(['run', join(dir, 'plan.yaml'), '--timeout', '3']);
+    assert.equal(r.status, 1);
+    const boots = r.stdout.split('boot\n').length - 1;
+    assert.ok(boots >= 2, `booted ${boots} times`);
+    assert.match(r.stderr, /guest reset \(port 0xcf9 hard reset\); booting again/);
+    assert.match(r.stderr, /guest stopped: timeout/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

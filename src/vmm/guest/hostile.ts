@@ -1,6 +1,7 @@
 import type { MachineConfig } from '../machine-config.js';
 import { Asm } from './asm.js';
 import { microConfig } from './micro.js';
+import { Rng } from '../../util/rng.js';
 
 /**
  * The hostile micro guest: a seeded stream of random port and MMIO accesses of random widths,
@@ -23,28 +24,6 @@ const EMPTY_HIGH = 0xfec0_0000;
 export const ECAM_BASE = 0xb000_0000;
 const ECAM_SIZE = 0x1000_0000;
 const ROM_BASE = 0xffff_0000;
-
-/** xorshift32: small, seedable and the same everywhere. */
-export class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0 || 0x9e37_79b9;
-  }
-  next(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x >>> 0;
-    return this.s;
-  }
-  below(n: number): number {
-    return this.next() % n;
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.below(xs.length)]!;
-  }
-}
 
 export interface HostileGuest {
   readonly config: MachineConfig;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { IoError } from '../errors.js';
 import { loadAcpiSource } from '../host/acpi/source.js';
+import { AcpiLinkError, linkAcpiTables } from '../hw/chipset/acpi-table-loader.js';
 import { buildGrubImage } from '../host/firmware/grub.js';
 import { readFirmware } from '../host/firmware/locate.js';
 import { readE820Input, readHostE820 } from '../host/mem/read.js';
@@ -120,10 +121,20 @@ export function composeMachine(plan: Plan, planFile: string): ComposedMachine {
     firmware,
     linuxBoot,
     pci: pci.config,
-    ...(acpiTables === undefined ? {} : { acpiTables }),
+    // Linked here, in the main thread: the vCPU thread gets three plain fw_cfg files.
+    ...(acpiTables === undefined ? {} : { fwCfgFiles: linkedAcpi(acpiTables, planFile) }),
     ...(protection === undefined ? {} : { protection: protection.grants }),
   };
   return { config, e820, protection, pci: pci.composed, summary };
+}
+
+function linkedAcpi(tables: readonly Uint8Array[], planFile: string): Array<{ name: string; data: Uint8Array }> {
+  try {
+    return linkAcpiTables(tables).files;
+  } catch (err) {
+    if (err instanceof AcpiLinkError) throw new PlanError(planFile, [{ path: 'machine.acpiTables', message: err.message }]);
+    throw err;
+  }
 }
 
 /** The host capture the bus starts from, with only the functions the plan keeps. */

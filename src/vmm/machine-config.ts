@@ -25,14 +25,11 @@ export interface MachineConfig {
     readonly cmdline: string;
     readonly optionRom: Uint8Array;
   };
-  /** Extra fw_cfg files (ACPI tables and loader script, option ROMs as genroms/NAME). */
-  readonly fwCfgFiles?: ReadonlyArray<{ readonly name: string; readonly data: Uint8Array; readonly writable?: boolean }>;
   /**
-   * The guest's ACPI tables (each one encoded table; FADT, DSDT and optionally FACS among them),
-   * linked for the firmware through etc/acpi/tables and etc/table-loader. RSDP, RSDT and XSDT
-   * are built over them.
+   * Extra fw_cfg files: the guest's ACPI tables as `linkAcpiTables` lays them out
+   * (etc/acpi/tables, etc/acpi/rsdp, etc/table-loader), option ROMs as genroms/NAME.
    */
-  readonly acpiTables?: readonly Uint8Array[];
+  readonly fwCfgFiles?: ReadonlyArray<{ readonly name: string; readonly data: Uint8Array; readonly writable?: boolean }>;
   /** The guest's E820 (etc/e820, from the memory layer's plan); defaults to the RAM ranges. */
   readonly e820?: readonly E820Entry[];
   /** OpenFirmware device paths for the bootorder file; linuxboot is put first when present. */

@@ -1,5 +1,4 @@
 import { AcpiPm, ACPI_PM_BASE, ACPI_PM_LENGTH } from '../hw/chipset/acpi-pm.js';
-import { linkAcpiTables } from '../hw/chipset/acpi-table-loader.js';
 import { Cmos, CMOS_INDEX_PORT } from '../hw/chipset/cmos.js';
 import { DebugCon, DEBUGCON_PORT, DebugExit, DEBUG_EXIT_PORT } from '../hw/chipset/debug-ports.js';
 import { FW_CFG, FW_CFG_PORT_COUNT, FW_CFG_PORT_SELECTOR, FwCfg, le16, le32, le64 } from '../hw/chipset/fw-cfg.js';
@@ -206,7 +205,6 @@ export class Machine implements SystemControl, GsiSink {
       order.unshift('/rom@genroms/linuxboot_dma.bin');
     }
     if (order.length > 0) files.push({ name: 'bootorder', data: new TextEncoder().encode(order.join('\n') + '\nHALT\0') });
-    if (c.acpiTables !== undefined) files.push(...linkAcpiTables(c.acpiTables).files);
     for (const f of c.fwCfgFiles ?? []) files.push({ ...f });
     return files;
   }

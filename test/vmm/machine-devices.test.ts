@@ -4,7 +4,13 @@ import { loadSys } from '../../src/native/index.js';
 import { ByteRing } from '../../src/vmm/byte-ring.js';
 import { Asm } from '../../src/vmm/guest/asm.js';
 import { microConfig } from '../../src/vmm/guest/micro.js';
+import { join } from 'node:path';
+import { loadPlan } from '../../src/plan/schema.js';
+import { composeMachine } from '../../src/vmm/compose.js';
 import { Machine } from '../../src/vmm/machine.js';
+import { DEFAULT_ECAM_BASE } from '../../src/vmm/pci-platform.js';
+import { runMachine } from '../../src/vmm/runner.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 import { runVcpu } from '../../src/vmm/vcpu-loop.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
 
@@ -81,4 +87,42 @@ test('a PCI device\'s INTx reaches the guest through the PIIX3 PIRQ register the
   } finally {
     machine.close();
   }
+});
+
+test('the desktop plan\'s hidden host device is on no bus a guest can reach, through CF8 or ECAM', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  const planFile = join(REPO_ROOT, 'examples', 'desktop.yaml');
+  const composed = composeMachine(loadPlan(planFile), planFile);
+  const hidden = composed.pci.hidden[0]!.fn;
+  const hiddenId = (hidden.read(0, 2) | (hidden.read(2, 2) << 16)) >>> 0;
+  // A flat 32-bit guest reads the ID of all 65536 functions of segment 0 through ECAM, then
+  // through CF8/CFC, counting functions present (esi) and matches of the hidden ID (ebx).
+  const a = new Asm(32);
+  a.raw(0x31, 0xdb, 0x31, 0xf6); // xor ebx, ebx; xor esi, esi
+  const scan = (name: string, setup: () => void, read: () => void, step: number): void => {
+    setup();
+    a.movImm('ecx', 0x10000, 4).label(`${name}-top`);
+    read();
+    a.raw(0x83, 0xf8, 0xff).jz(`${name}-next`); // cmp eax, -1
+    a.raw(0x46).raw(0x3d).raw(...[0, 8, 16, 24].map((s) => (hiddenId >>> s) & 0xff)).jnz(`${name}-next`); // inc esi; cmp eax, id
+    a.raw(0x43); // inc ebx
+    a.label(`${name}-next`).raw(0x81, 0xc7, ...[0, 8, 16, 24].map((s) => (step >>> s) & 0xff)); // add edi, step
+    a.decEcx().jnz(`${name}-top`);
+  };
+  const ecam = Number(DEFAULT_ECAM_BASE);
+  scan('ecam', () => void a.raw(0xbf, ...[0, 8, 16, 24].map((s) => (ecam >>> s) & 0xff)), () => void a.raw(0x8b, 0x07), 0x1000);
+  scan(
+    'cf8',
+    () => void a.raw(0xbf, 0, 0, 0, 0x80),
+    () => void a.raw(0x89, 0xf8).movImm('edx', 0xcf8, 2).outDx(4).movImm('edx', 0xcfc, 2).inDx(4),
+    0x100,
+  );
+  a.movEaxEbx().movImm('edx', 0x3f8, 2).outDx(1).raw(0x89, 0xf0).outDx(1); // ebx, then esi, low bytes
+  a.movImm('edx', 0xf4, 2).movImm('eax', 0x33, 1).outDx(1).cli().hlt();
+  const config = { ...microConfig(a.bytes(), { flat32: true }), pci: composed.config.pci };
+  const serial: number[] = [];
+  const result = await runMachine(config, { onSerial: (b) => serial.push(...b), timeoutMs: 120_000 });
+  assert.deepEqual(result.reason, { kind: 'debug-exit', code: (0x33 << 1) | 1 });
+  const rootFunctions = composed.pci.topology.reachable().filter(({ bdf }) => bdf.bus === 0).length;
+  assert.deepEqual(serial, [0, 2 * rootFunctions], 'the hidden ID is never read; both mechanisms see the same root-bus functions');
 });

@@ -109,7 +109,28 @@ interface SerialSink {
 
 async function openSerial(target: string): Promise<SerialSink> {
   if (target === 'stdout') {
-    return { write: (b) => void process.stdout.write(b), onInput: () => {}, close: async () => {} };
+    // Typed or piped input goes to the guest's console. A terminal stays in its normal (line)
+    // mode, so Ctrl-C still stops the run; its newlines become the carriage returns a firmware
+    // console expects.
+    const stdin = process.stdin;
+    let listener: ((bytes: Uint8Array) => void) | undefined;
+    const onData = (d: Buffer): void => {
+      const bytes = stdin.isTTY === true ? Buffer.from(d.toString('latin1').replace(/\n/g, '\r'), 'latin1') : d;
+      listener?.(new Uint8Array(bytes));
+    };
+    stdin.on('data', onData);
+    stdin.on('error', () => {});
+    return {
+      write: (b) => void process.stdout.write(b),
+      onInput: (l) => {
+        listener = l;
+      },
+      close: async () => {
+        stdin.off('data', onData);
+        stdin.pause();
+        stdin.destroy();
+      },
+    };
   }
   const sock = /^unix:(.+)$/.exec(target);
   const tcp = /^tcp:(?:(.+):)?(\d+)$/.exec(target);

@@ -85,6 +85,25 @@ test('hvmpt run --serial unix:PATH: COM1 output reaches a socket, the socket typ
 });
 
 
+test('hvmpt run --serial stdout: piped stdin is typed at the guest\'s console', (t) => {
+  if (!skipUnlessKvm(t)) return;
+  const a = new Asm(16).movImm('edx', 0x3f8, 2);
+  for (const ch of new TextEncoder().encode('ready\n')) a.movImm('eax', ch, 1).outDx(1);
+  a.label('wait').movImm('edx', 0x3fd, 2).inDx(1).testAl(0x01).jz('wait');
+  a.movImm('edx', 0x3f8, 2).inDx(1).outDx(1);
+  a.movImm('edx', 0x604, 2).movImm('eax', 0x2000, 2).outDx(2).cli().hlt();
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-stdin-'));
+  try {
+    writeFileSync(join(dir, 'fw.bin'), microBios(a.bytes()));
+    writeFileSync(join(dir, 'plan.yaml'), 'memory: { size: 16M }\nmachine:\n  firmware: fw.bin\n  timeout: 60\n');
+    const r = hvmpt(['run', join(dir, 'plan.yaml')], { input: 'q' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'ready\nq');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('hvmpt run with onReset: restart boots again after each reset, until --timeout stops it (exit 1)', (t) => {
   if (!skipUnlessKvm(t)) return;
   // Firmware that prints "boot" and resets through 0xCF9.

@@ -25,6 +25,7 @@ export function registerRun(program: Command): void {
         "then the plan's boot target, with the guest's serial port on stdout (or a file or socket); a summary and the " +
         'refused accesses go to stderr. Exits 0 when the guest powers off or halts, 1 when it resets, crashes or runs past --timeout.',
     )
+    .summary("boot a plan on hvmpt's own KVM monitor (SeaBIOS, then the plan's boot target)")
     .argument('<plan>', 'the plan (YAML or JSON): memory, pci and machine sections (see docs/vmm.md and examples/desktop.yaml)')
     .option('--serial <stdout|FILE|unix:PATH|tcp:HOST:PORT>', "where the guest's COM1 goes (overrides machine.serial); a socket also carries input to the guest")
     .option('--timeout <seconds>', 'stop the guest after this long (overrides machine.timeout)')

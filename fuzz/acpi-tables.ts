@@ -9,9 +9,9 @@ import type { TraceEntry } from '../src/hw/acpi/tables/binary.js';
 import { toJsonValue } from '../src/hw/acpi/tables/present.js';
 import { decodeTable, decodeTableOrRaw, encodeTable, splitTableBytes, tableChecksumOk, traceTable } from '../src/hw/acpi/tables/table.js';
 import { loadAcpiSource } from '../src/host/acpi/source.js';
-import { campaignMain, count, serveCampaign, toHex, type CampaignDefinition, type Tally } from './acpi-campaign.js';
+import { campaignMain, count, serveCampaign, toHex, type CampaignDefinition, type Tally } from './_acpi-campaign.js';
 
-export { newTally, type Tally } from './acpi-campaign.js';
+export { newTally, type Tally } from './_acpi-campaign.js';
 
 /**
  * Fuzzing the ACPI table readers and codec with mutations of real tables: bit flips,

@@ -13,7 +13,7 @@ import { AcpiRuleError, type WorldRule } from '../src/hw/acpi/world/rules.js';
 import { formatPciPath, pciPathOf, rootBridges } from '../src/hw/acpi/world/select.js';
 import { summarizeAml } from '../src/hw/acpi/world/summary.js';
 import { loadWorld, worldNamespace } from '../src/hw/acpi/world/tables.js';
-import { campaignMain, count, serveCampaign, toHex, type CampaignDefinition, type Tally } from './acpi-campaign.js';
+import { campaignMain, count, serveCampaign, toHex, type CampaignDefinition, type Tally } from './_acpi-campaign.js';
 import { caseRng, defaultFixturesDir, mutateTable, type Rng } from './acpi-tables.js';
 
 /**

@@ -1,4 +1,4 @@
-import { option } from './acpi-campaign.js';
+import { option } from './_acpi-campaign.js';
 import { main as tablesMain } from './acpi-tables.js';
 import { main as amlMain } from './aml.js';
 import { main as worldMain } from './acpi-world.js';

@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   qemu-system-x86 qemu-system-data qemu-utils
   seabios grub-pc-bin grub-common ipxe-qemu
   busybox-static cpio xorriso mtools
+  gcc libc6-dev linux-libc-dev
 )
 
 missing=()

@@ -3,6 +3,7 @@ import { registerAcpi } from './acpi.js';
 import { registerDoctor } from './doctor.js';
 import { registerE820 } from './e820.js';
 import { registerPci } from './pci.js';
+import { registerRun } from './run.js';
 
 /**
  * Each command group lives in its own module under cli/ and registers itself here;
@@ -10,4 +11,4 @@ import { registerPci } from './pci.js';
  */
 export type CommandGroup = (program: Command) => void;
 
-export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820, registerAcpi, registerPci];
+export const COMMAND_GROUPS: readonly CommandGroup[] = [registerDoctor, registerE820, registerAcpi, registerPci, registerRun];

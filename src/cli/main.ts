@@ -10,8 +10,8 @@ import { VERSION } from './version.js';
 export function buildProgram(): Command {
   const program = new Command('hvmpt')
     .description(
-      'HVM PCI pass-through: compose a guest platform (PCI bus, memory map, ACPI, interrupts)\n' +
-        'around real devices, on machines with or without an IOMMU.',
+      'HVM PCI pass-through: compose a guest platform (PCI bus, memory map, ACPI, interrupts) ' +
+        'around real devices, on machines with or without an IOMMU, and run it on hvmpt\'s KVM monitor.',
     )
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')

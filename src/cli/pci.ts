@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { UsageError } from '../errors.js';
+import { loadPciNames } from '../host/pci/ids.js';
 import { loadCapture } from '../host/pci/load.js';
 import { parseBdf } from '../hw/pci/address.js';
 import { composePci, type ComposedPci } from '../hw/pci/compose.js';
@@ -37,12 +38,13 @@ export function registerPci(program: Command): void {
   pci
     .command('view')
     .description(
-      'show the guest view of a captured PCI config space, as is or composed by a plan\n' +
-        '<dump> is an lspci -x/-xxx/-xxxx dump, a sysfs config binary, a sysfs device directory,\n' +
-        'or a directory of them such as /sys/bus/pci/devices (read only). With no plan the view\n' +
-        'mirrors the capture byte for byte; with --plan its pci section hides, adds, and\n' +
+      'show the guest view of a captured PCI config space, as is or composed by a plan. ' +
+        '<dump> is an lspci -x/-xxx/-xxxx dump, a sysfs config binary, a sysfs device directory, ' +
+        'or a directory of them such as /sys/bus/pci/devices (read only). With no plan the view ' +
+        'mirrors the capture byte for byte; with --plan its pci section hides, adds, and ' +
         'virtualizes devices and places BARs (see docs/pci.md).',
     )
+    .summary('show the guest view of a captured PCI config space, as is or composed by a plan')
     .argument('<dump>', 'captured config space (lspci dump, sysfs config, or sysfs directory)')
     .option('--plan <plan.yaml>', 'a plan whose pci section composes the view (YAML or JSON)')
     .addOption(
@@ -56,11 +58,11 @@ export function registerPci(program: Command): void {
       switch (opts.format) {
         case 'lspci-dump':
           for (const w of view.warnings) process.stderr.write(`hvmpt: warning: ${w}\n`);
-          return writeOut(writeLspciDump(view));
+          return writeOut(writeLspciDump(view, loadPciNames()));
         case 'json':
           return writeJson(viewJson(view));
         case 'tree':
-          return writeOut(writeTree(view));
+          return writeOut(writeTree(view, loadPciNames()));
       }
     });
 

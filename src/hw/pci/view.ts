@@ -4,6 +4,7 @@ import { bridgeWindows, type Window } from './bridge.js';
 import { capabilityListOffset } from './capabilities.js';
 import type { ComposedEntry, ComposedPci } from './compose.js';
 import type { PciFunction } from './function.js';
+import { NO_NAMES, type PciNames } from './ids.js';
 import { intxRoute } from './intx.js';
 import {
   CLASS_DEVICE,
@@ -60,11 +61,20 @@ function hex(n: number | bigint, digits: number): string {
   return n.toString(16).padStart(digits, '0');
 }
 
-function describe(fn: PciFunction): string {
+/**
+ * The heading lspci prints for a function: class, vendor and device names when the ID
+ * database knows them (numeric IDs always follow, so the line stays unambiguous).
+ */
+function describe(fn: PciFunction, names: PciNames): string {
   const cls = fn.read(CLASS_DEVICE, 2);
-  const name = CLASS_NAMES.get(cls) ?? `Class ${hex(cls, 4)}`;
+  const vendorId = fn.read(VENDOR_ID, 2);
+  const deviceId = fn.read(DEVICE_ID, 2);
+  const className = names.className(cls) ?? CLASS_NAMES.get(cls) ?? `Class ${hex(cls, 4)}`;
+  const vendor = names.vendor(vendorId);
+  const device = names.device(vendorId, deviceId);
+  const what = vendor === undefined ? 'Device' : device === undefined ? `${vendor} Device` : `${vendor} ${device}`;
   const rev = fn.read(REVISION_ID, 1);
-  return `${name} [${hex(cls, 4)}]: Device ${hex(fn.read(VENDOR_ID, 2), 4)}:${hex(fn.read(DEVICE_ID, 2), 4)}${rev !== 0 ? ` (rev ${hex(rev, 2)})` : ''}`;
+  return `${className} [${hex(cls, 4)}]: ${what} [${hex(vendorId, 4)}:${hex(deviceId, 4)}]${rev !== 0 ? ` (rev ${hex(rev, 2)})` : ''}`;
 }
 
 /**
@@ -72,10 +82,10 @@ function describe(fn: PciFunction): string {
  * guest reaches by config cycles, in address order, each with as many bytes of config space
  * as it exposes, read through the composed view (the same path CF8 and ECAM take).
  */
-export function writeLspciDump(c: ComposedPci): string {
+export function writeLspciDump(c: ComposedPci, names: PciNames = NO_NAMES): string {
   const out: string[] = [];
   for (const { fn, bdf } of c.topology.reachable()) {
-    out.push(`${formatBdf(bdf, c.withDomains)} ${describe(fn)}`);
+    out.push(`${formatBdf(bdf, c.withDomains)} ${describe(fn, names)}`);
     const devfn = (bdf.device << 3) | bdf.fn;
     for (let line = 0; line < fn.length; line += 16) {
       const bytes: string[] = [];
@@ -114,7 +124,7 @@ function windowText(w: Window | null, digits: number): string {
  * their decode state, bridge bus ranges and windows, the INTx route; then the hidden
  * functions and the warnings.
  */
-export function writeTree(c: ComposedPci): string {
+export function writeTree(c: ComposedPci, names: PciNames = NO_NAMES): string {
   const lines: string[] = [];
   const reachable = new Set(c.topology.reachable().map((r) => r.fn));
   const walk = (bus: BusNode, indent: string): void => {
@@ -125,7 +135,7 @@ export function writeTree(c: ComposedPci): string {
       const origin = fn.kind === 'real' ? `real, ${e?.source ?? ''}` : `${fn.kind}${e !== undefined && e.origin !== 'capture' ? `, ${e.source}` : ''}`;
       const name = fn.id !== formatBdf(fn.address) ? ` "${fn.id}"` : '';
       const unreachable = reachable.has(fn) ? '' : ' [not reachable]';
-      lines.push(`${indent}${last ? '└─' : '├─'} ${formatDevfn(fn.device, fn.fn)}${name} ${describe(fn)} (${origin})${unreachable}`);
+      lines.push(`${indent}${last ? '└─' : '├─'} ${formatDevfn(fn.device, fn.fn)}${name} ${describe(fn, names)} (${origin})${unreachable}`);
       const sub = indent + (last ? '   ' : '│  ');
       for (const b of fn.bars?.layouts ?? []) lines.push(`${sub}   ${barText(fn, b)}`);
       const r = reachable.has(fn) ? intxRoute(c.topology, fn) : undefined;
@@ -150,7 +160,7 @@ export function writeTree(c: ComposedPci): string {
   }
   if (c.hidden.length > 0) {
     lines.push('', 'hidden (absent from every access path):');
-    for (const e of c.hidden) lines.push(`  ${e.fn.id} ${describe(e.fn)} (${e.source})`);
+    for (const e of c.hidden) lines.push(`  ${e.fn.id} ${describe(e.fn, names)} (${e.source})`);
   }
   if (c.warnings.length > 0) {
     lines.push('', 'warnings:');

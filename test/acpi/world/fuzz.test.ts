@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { newTally } from '../../../fuzz/acpi-campaign.js';
+import { newTally } from '../../../fuzz/_acpi-campaign.js';
 import { defaultFixturesDir } from '../../../fuzz/acpi-tables.js';
 import { loadWorldCorpus, runWorldCase } from '../../../fuzz/acpi-world.js';
 

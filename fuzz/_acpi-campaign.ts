@@ -177,8 +177,3 @@ export async function campaignMain<C>(def: CampaignDefinition<C>, args: readonly
   return outcome.tally !== undefined && outcome.tally.crashes.length === 0;
 }
 
-/** Not a target itself: the runner the ACPI targets share. */
-export async function main(): Promise<void> {
-  process.stderr.write('acpi-campaign is the runner the ACPI fuzz targets share; run one of them: acpi (all), acpi-tables, aml, acpi-world\n');
-  process.exitCode = 2;
-}

@@ -1,0 +1,58 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HvmptError } from '../../errors.js';
+import { firmwarePath, readFirmware } from './locate.js';
+
+/** grub-mkimage failed or is missing. */
+export class GrubBuildError extends HvmptError {}
+
+/** Printed by the report config before and after its listings, so readers can find them. */
+export const GRUB_BEGIN_MARK = 'hvmpt-grub-begin';
+export const GRUB_END_MARK = 'hvmpt-grub-end';
+
+/**
+ * The embedded config of the acceptance image: everything to COM1, the three listings the
+ * end-to-end test compares with the plan (PCI with BARs, the E820 map, the ACPI tables), then
+ * power off through ACPI (GRUB's halt parses the DSDT's \_S5 and writes PM1a_CNT).
+ */
+export const REPORT_CONFIG = [
+  'serial --unit=0 --speed=115200',
+  'terminal_input serial',
+  'terminal_output serial',
+  `echo ${GRUB_BEGIN_MARK}`,
+  'lspci -i',
+  'lsmmap',
+  'lsacpi',
+  `echo ${GRUB_END_MARK}`,
+  'halt',
+].join('\n');
+
+const REPORT_MODULES = ['serial', 'terminal', 'terminfo', 'echo', 'lspci', 'lsmmap', 'lsacpi', 'halt'] as const;
+
+/**
+ * Builds a GRUB i386-pc core image with `config` embedded and puts lnxboot.img in front, so it
+ * carries a Linux boot-protocol header and loads like a kernel through fw_cfg (QEMU -kernel or
+ * hvmpt's linuxboot path). Needs grub-mkimage (grub-common) and the i386-pc modules (grub-pc-bin).
+ */
+export function buildGrubImage(config: string = REPORT_CONFIG, modules: readonly string[] = REPORT_MODULES): Uint8Array {
+  const moduleDir = firmwarePath('grubModules');
+  const lnxboot = readFirmware('lnxboot').bytes;
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-grub-'));
+  try {
+    const cfg = join(dir, 'embed.cfg');
+    const core = join(dir, 'core.img');
+    writeFileSync(cfg, config + '\n');
+    const r = spawnSync('grub-mkimage', ['-O', 'i386-pc', '-d', moduleDir, '-p', '(memdisk)/boot/grub', '-c', cfg, '-o', core, ...modules], { encoding: 'utf8' });
+    if (r.error !== undefined) throw new GrubBuildError(`cannot run: ${r.error.message} (Debian package grub-common)`, { input: 'grub-mkimage' });
+    if (r.status !== 0) throw new GrubBuildError(`exited ${r.status}: ${r.stderr.trim()}`, { input: 'grub-mkimage' });
+    const coreBytes = readFileSync(core);
+    const image = new Uint8Array(lnxboot.length + coreBytes.length);
+    image.set(lnxboot, 0);
+    image.set(coreBytes, lnxboot.length);
+    return image;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

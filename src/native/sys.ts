@@ -1,0 +1,94 @@
+import { HvmptError } from '../errors.js';
+
+/**
+ * The only native operations the monitor uses. Everything else (KVM structures, device
+ * models, dispatch) is TypeScript on top of this. An implementation is chosen once per thread
+ * (`loadSys`); the koffi one ships prebuilt in its npm package, and a node-gyp addon could
+ * replace it behind the same interface (see docs/vmm.md for why koffi was chosen).
+ */
+export interface Sys {
+  open(path: string, flags: number): number;
+  close(fd: number): void;
+  /** ioctl with an integer argument (or none); returns the non-negative result, throws SysError. */
+  ioctlValue(fd: number, request: number, arg: number | bigint): number;
+  /** ioctl whose argument points at `data`; the kernel may read and write it. */
+  ioctlBuffer(fd: number, request: number, data: Uint8Array): number;
+  /**
+   * The vCPU loop's ioctl (KVM_RUN): returns the result, or the negated errno instead of
+   * throwing, so EINTR (a stop request) costs no exception on the hot path.
+   */
+  ioctlRaw(fd: number, request: number): number;
+  mmap(length: number, prot: number, flags: number, fd: number, offset: number): Mapping;
+  munmap(mapping: Mapping): void;
+  eventfd(initial: number, flags: number): number;
+  /** Reads the 8-byte counter of an eventfd; undefined when non-blocking and zero. */
+  eventfdRead(fd: number): bigint | undefined;
+  eventfdWrite(fd: number, value: bigint): void;
+  /** Waits for events on fds; returns the revents of each, in order. */
+  poll(fds: ReadonlyArray<{ readonly fd: number; readonly events: number }>, timeoutMs: number): number[];
+  /** The calling thread's pthread_t, to be handed to another thread for `signalThread`. */
+  threadSelf(): bigint;
+  /** pthread_kill: interrupts a blocking ioctl (KVM_RUN returns EINTR) in that thread. */
+  signalThread(thread: bigint, signal: number): void;
+  /** Unblocks a signal in the calling thread (worker threads may start with it blocked). */
+  unblockSignal(signal: number): void;
+}
+
+/** Memory mapped into this process: its address (for KVM) and a view of it (for us). */
+export interface Mapping {
+  readonly address: bigint;
+  readonly length: number;
+  readonly buffer: ArrayBuffer;
+}
+
+/** A system call that failed; `errno` is the positive error number. */
+export class SysError extends HvmptError {
+  readonly errno: number;
+  readonly call: string;
+  constructor(call: string, errno: number, input?: string) {
+    super(`${call} failed: ${errnoName(errno)}`, input === undefined ? {} : { input });
+    this.errno = errno;
+    this.call = call;
+  }
+}
+
+const ERRNO_NAMES: Readonly<Record<number, string>> = {
+  1: 'EPERM (operation not permitted)',
+  2: 'ENOENT (no such file or directory)',
+  4: 'EINTR (interrupted)',
+  5: 'EIO (input/output error)',
+  9: 'EBADF (bad file descriptor)',
+  11: 'EAGAIN (try again)',
+  12: 'ENOMEM (out of memory)',
+  13: 'EACCES (permission denied)',
+  14: 'EFAULT (bad address)',
+  16: 'EBUSY (device or resource busy)',
+  17: 'EEXIST (already exists)',
+  19: 'ENODEV (no such device)',
+  22: 'EINVAL (invalid argument)',
+  24: 'EMFILE (too many open files)',
+  25: 'ENOTTY (inappropriate ioctl)',
+  28: 'ENOSPC (no space left)',
+  38: 'ENOSYS (not implemented)',
+  95: 'EOPNOTSUPP (not supported)',
+};
+
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
+}
+
+export const O_RDWR = 0o2;
+export const O_CLOEXEC = 0o2000000;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+export const POLLIN = 0x001;
+export const EINTR = 4;
+export const EAGAIN = 11;
+/** The signal that interrupts a vCPU thread; node routes it to a no-op listener (see koffi-sys). */
+export const SIGUSR2 = 12;

@@ -1,0 +1,24 @@
+/**
+ * A whole plan: the sections each area defines, composed. Each section's schema lives with its
+ * area (src/plan/<area>.ts); this file only puts them together, so a plan is validated once
+ * and every problem is reported by its path (`memory.size`, `machine.boot.kernel`).
+ */
+import { z } from 'zod';
+import { loadStructuredFile } from './load.js';
+import { machineSectionSchema } from './machine.js';
+import { memorySectionSchema } from './memory.js';
+import { PciSectionSchema } from './pci.js';
+
+export const planSchema = z.strictObject({
+  /** A name for messages and reports. */
+  name: z.string().min(1).optional(),
+  memory: memorySectionSchema.default({ size: 256n * 1024n * 1024n, layout: 'ordinary', reservations: [], lowMemory: 'private' }),
+  pci: PciSectionSchema.optional(),
+  machine: machineSectionSchema.default({ boot: { kind: 'grub-report' }, serial: 'stdout', onReset: 'exit', roms: [] }),
+});
+
+export type Plan = z.output<typeof planSchema>;
+
+export function loadPlan(file: string): Plan {
+  return loadStructuredFile(planSchema, file);
+}

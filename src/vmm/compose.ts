@@ -1,0 +1,207 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { IoError } from '../errors.js';
+import { loadAcpiSource } from '../host/acpi/source.js';
+import { AcpiLinkError, linkAcpiTables } from '../hw/chipset/acpi-table-loader.js';
+import { buildGrubImage } from '../host/firmware/grub.js';
+import { readFirmware } from '../host/firmware/locate.js';
+import { readE820Input, readHostE820 } from '../host/mem/read.js';
+import { normalizeE820, type E820Entry, type E820Map } from '../hw/mem/e820.js';
+import { selectMap } from '../hw/mem/e820-parse.js';
+import { planIdentity } from '../hw/mem/identity.js';
+import type { ProtectionMap } from '../hw/mem/protection.js';
+import { unionRanges } from '../hw/mem/range.js';
+import { loadCapture } from '../host/pci/load.js';
+import { parseBdf, sameBdf } from '../hw/pci/address.js';
+import type { Capture } from '../hw/pci/capture.js';
+import type { ComposedPci } from '../hw/pci/compose.js';
+import { pciComposeInput } from '../plan/pci.js';
+import { PlanError, type PlanProblem } from '../plan/load.js';
+import { identityRequestFromPlan } from '../plan/memory.js';
+import { parseOptionRom, romMismatch } from '../host/firmware/option-rom.js';
+import { composePlatformPci, DEFAULT_ECAM_BASE, ECAM_BUSES, NO_CHIPSET_HOOKS, type PciMachineConfig } from './pci-platform.js';
+import type { Plan } from '../plan/schema.js';
+import { formatSize } from '../util/format.js';
+import { ordinaryLayout, type RamLayout } from './guest-memory.js';
+import { defaultE820, type MachineConfig } from './machine-config.js';
+
+/** What a plan becomes on the monitor: the machine to build, and the facts a report shows. */
+export interface ComposedMachine {
+  readonly config: MachineConfig;
+  /** The guest's E820 as the plan defines it (what GRUB's lsmmap must show, less firmware's own areas). */
+  readonly e820: readonly E820Entry[];
+  /** For identity layouts: what the guest may map (BARs are checked against it before mapping). */
+  readonly protection: ProtectionMap | undefined;
+  /** The guest's PCI bus as composed before boot (the firmware then programs it). */
+  readonly pci: ComposedPci;
+  /** One line per decision, for the user. */
+  readonly summary: readonly string[];
+}
+
+function readPlanFile(planFile: string, path: string, at: string): Uint8Array {
+  const full = isAbsolute(path) ? path : resolve(dirname(planFile), path);
+  try {
+    return new Uint8Array(readFileSync(full));
+  } catch (err) {
+    throw new IoError(`cannot read ${full}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: planFile, at }, { cause: err });
+  }
+}
+
+function hostMap(plan: Plan, planFile: string): { map: E820Map; source: string } {
+  const given = plan.machine.hostMap;
+  if (given !== undefined) {
+    const input = isAbsolute(given) ? given : resolve(dirname(planFile), given);
+    return { map: normalizeE820(selectMap(readE820Input(input), input).entries).map, source: input };
+  }
+  const { result, source } = readHostE820();
+  return { map: normalizeE820(selectMap(result, source).entries).map, source };
+}
+
+/** Turns a validated plan into the monitor's machine. Reads the files the plan names; nothing else. */
+export function composeMachine(plan: Plan, planFile: string): ComposedMachine {
+  const summary: string[] = [];
+  const m = plan.machine;
+  let ram: RamLayout;
+  let e820: E820Entry[];
+  let protection: ProtectionMap | undefined;
+  if (plan.memory.layout === 'identity') {
+    const host = hostMap(plan, planFile);
+    const carved = planIdentity(host.map, identityRequestFromPlan(plan.memory));
+    const guest = carved.guests[0]!;
+    ram = { ranges: unionRanges([...guest.lowMemory, ...guest.identity]) };
+    e820 = [...guest.e820.entries];
+    protection = guest.protection;
+    summary.push(
+      `memory: identity layout from ${host.source}: ${guest.identity.map((r) => `[0x${r.start.toString(16)}, 0x${r.end.toString(16)})`).join(', ')}` +
+        ` (host kernel needs ${carved.kernelParams.join(' ')})`,
+    );
+  } else {
+    ram = ordinaryLayout(plan.memory.size);
+    e820 = defaultE820(ram);
+    summary.push(`memory: ${formatSize(plan.memory.size)} ordinary layout`);
+  }
+
+  const firmware =
+    m.firmware === undefined
+      ? { name: readFirmware('seabios').path, image: readFirmware('seabios').bytes }
+      : { name: m.firmware, image: readPlanFile(planFile, m.firmware, 'machine.firmware') };
+  summary.push(`firmware: ${firmware.name}`);
+
+  let linuxBoot: MachineConfig['linuxBoot'];
+  const optionRom = (): Uint8Array => readFirmware('linuxbootDma').bytes;
+  const boot = m.boot;
+  if (boot.kind === 'grub-report') {
+    linuxBoot = { name: 'GRUB report image', kernel: buildGrubImage(), cmdline: '', optionRom: optionRom() };
+    summary.push('boot: GRUB report image (lspci -i, lsmmap, lsacpi, then halt)');
+  } else if (boot.kind === 'grub') {
+    const modules = [...new Set(['serial', 'terminal', 'terminfo', ...boot.modules])];
+    linuxBoot = { name: 'GRUB image', kernel: buildGrubImage(boot.config, modules), cmdline: '', optionRom: optionRom() };
+    summary.push(`boot: GRUB image with modules ${modules.join(' ')}`);
+  } else {
+    linuxBoot = {
+      name: boot.kernel,
+      kernel: readPlanFile(planFile, boot.kernel, 'machine.boot.kernel'),
+      initrd: boot.initrd === undefined ? undefined : readPlanFile(planFile, boot.initrd, 'machine.boot.initrd'),
+      cmdline: boot.cmdline,
+      optionRom: optionRom(),
+    };
+    summary.push(`boot: Linux kernel ${boot.kernel}${boot.initrd !== undefined ? ` with ${boot.initrd}` : ''}`);
+  }
+  const pci = composePciConfig(plan, planFile, ram, summary);
+
+  let acpiTables: Uint8Array[] | undefined;
+  if (m.acpiTables !== undefined) {
+    const source = loadAcpiSource(isAbsolute(m.acpiTables) ? m.acpiTables : resolve(dirname(planFile), m.acpiTables));
+    acpiTables = source.tables.filter((t) => !['RSDP', 'RSDT', 'XSDT'].includes(t.signature)).map((t) => t.data);
+    summary.push(`ACPI: ${acpiTables.length} tables from ${m.acpiTables} (${source.tables.map((t) => t.signature).join(' ')})`);
+  }
+  const config: MachineConfig = {
+    ram,
+    e820,
+    firmware,
+    linuxBoot,
+    pci: pci.config,
+    // Linked here, in the main thread: the vCPU thread gets three plain fw_cfg files.
+    ...(acpiTables === undefined ? {} : { fwCfgFiles: linkedAcpi(acpiTables, planFile) }),
+    ...(protection === undefined ? {} : { protection: protection.grants }),
+  };
+  return { config, e820, protection, pci: pci.composed, summary };
+}
+
+function linkedAcpi(tables: readonly Uint8Array[], planFile: string): Array<{ name: string; data: Uint8Array }> {
+  try {
+    return linkAcpiTables(tables).files;
+  } catch (err) {
+    if (err instanceof AcpiLinkError) throw new PlanError(planFile, [{ path: 'machine.acpiTables', message: err.message }]);
+    throw err;
+  }
+}
+
+/** The host capture the bus starts from, with only the functions the plan keeps. */
+function hostCapture(plan: Plan, planFile: string): Capture | undefined {
+  const h = plan.machine.hostPci;
+  if (h === undefined) return undefined;
+  const capture = loadCapture(isAbsolute(h.capture) ? h.capture : resolve(dirname(planFile), h.capture));
+  if (h.functions === undefined) return capture;
+  const problems: PlanProblem[] = [];
+  const keep = h.functions.map((text, i) => {
+    const b = parseBdf(text);
+    if (b === undefined) problems.push({ path: `machine.hostPci.functions[${i}]`, message: `'${text}' is not a PCI address like 00:1f.3` });
+    else if (!capture.functions.some((f) => sameBdf(f.bdf, b))) problems.push({ path: `machine.hostPci.functions[${i}]`, message: `${text} is not in ${capture.source}` });
+    return b;
+  });
+  if (problems.length > 0) throw new PlanError(planFile, problems);
+  return { ...capture, functions: capture.functions.filter((f) => keep.some((b) => b !== undefined && sameBdf(b, f.bdf))) };
+}
+
+/**
+ * The PCI part: composes the bus once here (so every plan problem is reported, by path, before
+ * anything runs), checks each ROM file against its device, and returns the plain data the vCPU
+ * thread composes the same bus from.
+ */
+function composePciConfig(plan: Plan, planFile: string, ram: RamLayout, summary: string[]): { config: PciMachineConfig; composed: ComposedPci } {
+  const m = plan.machine;
+  const ecamBase = m.ecamBase ?? DEFAULT_ECAM_BASE;
+  const ecamEnd = ecamBase + BigInt(ECAM_BUSES) * 0x10_0000n;
+  const problems: PlanProblem[] = [];
+  const clash = ram.ranges.find((r) => ecamBase < r.end && r.start < ecamEnd);
+  if (clash !== undefined) problems.push({ path: 'machine.ecamBase', message: `the ECAM window [0x${ecamBase.toString(16)}, 0x${ecamEnd.toString(16)}) overlaps guest RAM` });
+  const roms = m.roms.map((r, i) => ({ device: r.device, name: r.file, bytes: readPlanFile(planFile, r.file, `machine.roms[${i}].file`) }));
+  const base = hostCapture(plan, planFile);
+  const input = plan.pci === undefined ? undefined : pciComposeInput(plan.pci, { planFile });
+  const config: PciMachineConfig = { planFile, ...(base === undefined ? {} : { base }), ...(input === undefined ? {} : { input }), ecamBase, roms };
+  try {
+    structuredClone(config);
+  } catch (err) {
+    // A device model whose spec carries code must be instantiated in the vCPU thread itself.
+    throw new PlanError(planFile, [{ path: 'pci.emulated', message: `a device model's spec cannot cross to the vCPU thread (${err instanceof Error ? err.message : String(err)})` }]);
+  }
+  const composed = composePlatformPci(config, NO_CHIPSET_HOOKS);
+  roms.forEach((r, i) => {
+    const entry = composed.entries.find((e) => e.fn.id === r.device);
+    const path = `machine.roms[${i}]`;
+    if (entry === undefined) {
+      problems.push({ path: `${path}.device`, message: `no PCI device named '${r.device}' in the plan` });
+      return;
+    }
+    let rom;
+    try {
+      rom = parseOptionRom(r.bytes, r.name);
+    } catch (err) {
+      problems.push({ path: `${path}.file`, message: err instanceof Error ? err.message : String(err) });
+      return;
+    }
+    const fn = entry.fn;
+    const mismatch = romMismatch(rom, fn.read(0, 2), fn.read(2, 2));
+    if (mismatch !== undefined) problems.push({ path: `${path}.file`, message: `${r.name} ${mismatch}` });
+    const romBar = fn.bars?.layouts.find((b) => b.kind === 'rom');
+    if (romBar === undefined || romBar.size === undefined) problems.push({ path: `${path}.device`, message: `${r.device} has no expansion ROM BAR of known size (give it romSize: ${rom.barSize})` });
+    else if (romBar.size < BigInt(r.bytes.length)) problems.push({ path: `${path}.device`, message: `${r.device}'s ROM BAR decodes ${romBar.size} bytes, less than the ${r.bytes.length}-byte ROM (romSize: ${rom.barSize})` });
+  });
+  if (problems.length > 0) throw new PlanError(planFile, problems);
+  const kinds = composed.entries.filter((e) => !e.fn.hidden).map((e) => `${composed.topology.addressOf(e.fn)} ${e.fn.id} (${e.origin === 'chipset' ? 'chipset' : e.fn.kind})`);
+  summary.push(`pci: ${kinds.join(', ')}${composed.hidden.length > 0 ? `; hidden: ${composed.hidden.map((e) => e.fn.id).join(', ')}` : ''}; ECAM at 0x${ecamBase.toString(16)}`);
+  for (const w of composed.warnings) summary.push(`pci: warning: ${w}`);
+  for (const r of roms) summary.push(`rom: ${r.name} at ${r.device}'s ROM BAR`);
+  return { config, composed };
+}

@@ -1,0 +1,238 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadSys } from '../../src/native/index.js';
+import { EFD_CLOEXEC, EFD_NONBLOCK } from '../../src/native/sys.js';
+import { Asm } from '../../src/vmm/guest/asm.js';
+import { MICRO_BIOS_BASE, microConfig } from '../../src/vmm/guest/micro.js';
+import { runMachine, startMachine, type RunResult } from '../../src/vmm/runner.js';
+import { skipUnlessKvm } from './kvm-helpers.js';
+
+const COM1 = 0x3f8;
+const EXIT = 0xf4;
+
+/** Emits: write each byte of `text` to COM1's THR. */
+function say(a: Asm, text: string): Asm {
+  a.movImm('edx', COM1, 2);
+  for (const ch of new TextEncoder().encode(text)) a.movImm('eax', ch, 1).outDx(1);
+  return a;
+}
+
+/** Resolves when the guest prints 'R' on COM1: it has set up its interrupt handling. */
+function readiness(): { onSerial: (b: Uint8Array) => void; promise: Promise<void> } {
+  let resolve = (): void => {};
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { onSerial: (b) => (b.includes(0x52) ? resolve() : undefined), promise };
+}
+
+function out8(a: Asm, port: number, value: number): Asm {
+  return a.movImm('edx', port, 2).movImm('eax', value, 1).outDx(1);
+}
+
+/** Real-mode IVT entry for `vector` -> F000:`handler` (patched in later), then the master PIC: vectors at 0x08, only `irq` unmasked. */
+function realModeIrqSetup(a: Asm, irq: number): { patch: (code: Uint8Array, handler: number) => void } {
+  a.cli().zeroDs();
+  a.storeImm((0x08 + irq) * 4, 0xdead, 2);
+  const at = a.offset - 2;
+  a.storeImm((0x08 + irq) * 4 + 2, 0xf000, 2);
+  out8(a, 0x20, 0x11);
+  out8(a, 0x21, 0x08);
+  out8(a, 0x21, 0x04);
+  out8(a, 0x21, 0x01);
+  out8(a, 0x21, 0xff & ~(1 << irq));
+  return {
+    patch: (code, handler) => {
+      code[at] = handler & 0xff;
+      code[at + 1] = handler >> 8;
+    },
+  };
+}
+
+function finish(a: Asm, code: number): Asm {
+  return a.movImm('edx', EXIT, 2).movImm('eax', code, 1).outDx(1).cli().hlt();
+}
+
+async function runCollect(config: ReturnType<typeof microConfig>): Promise<{ result: RunResult; serial: Buffer }> {
+  const chunks: Buffer[] = [];
+  const result = await runMachine(config, { onSerial: (b) => chunks.push(Buffer.from(b)), timeoutMs: 20_000 });
+  return { result, serial: Buffer.concat(chunks) };
+}
+
+test('a real-mode guest prints on COM1 and ends through isa-debug-exit', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  const a = say(new Asm(16), 'hello from real mode\n');
+  const { result, serial } = await runCollect(microConfig(finish(a, 0x2a).bytes()));
+  assert.deepEqual(result.reason, { kind: 'debug-exit', code: (0x2a << 1) | 1 });
+  assert.equal(serial.toString(), 'hello from real mode\n');
+  assert.ok(result.report.exits >= 22, `exits ${result.report.exits}`);
+});
+
+test('port reads are dispatched to their device: CF8/CFC reads the host bridge, CMOS reads RAM size', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  const a = new Asm(16);
+  // Vendor/device of 00:00.0 through mechanism #1, sent to COM1 as four raw bytes.
+  a.movImm('edx', 0xcf8, 2).movImm('eax', 0x8000_0000, 4).outDx(4);
+  a.movImm('edx', 0xcfc, 2).inDx(4).movImm('edx', COM1, 2);
+  for (let i = 0; i < 4; i++) a.outDx(1).raw(0x66, 0xc1, 0xe8, 0x08); // out; shr eax, 8
+  // CMOS 0x34/0x35: RAM above 16 MiB in 64 KiB units (0 for 16 MiB), and 0x30: ext memory KiB low byte.
+  for (const reg of [0x30, 0x31]) {
+    a.movImm('edx', 0x70, 2).movImm('eax', reg, 1).outDx(1).movImm('edx', 0x71, 2).inDx(1).movImm('edx', COM1, 2).outDx(1);
+  }
+  // An unclaimed port reads all ones.
+  a.movImm('edx', 0x2e8, 2).inDx(1).movImm('edx', COM1, 2).outDx(1);
+  const { result, serial } = await runCollect(microConfig(finish(a, 1).bytes()));
+  assert.equal(result.reason.kind, 'debug-exit');
+  assert.equal(serial.readUInt16LE(0), 0x8086);
+  assert.equal(serial.readUInt16LE(2), 0x1237);
+  // 16 MiB - 1 MiB = 15360 KiB = 0x3c00
+  assert.equal(serial.readUInt16LE(4), 0x3c00);
+  assert.equal(serial[6], 0xff);
+  assert.ok(result.report.unclaimed.some((l) => l.startsWith('pio 0x2e8 r1')), result.report.unclaimed.join(', '));
+});
+
+test('the BIOS ROM refuses guest writes; PAM shadowing makes 0xF0000 writable RAM', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  const a = new Asm(32);
+  const romByte = MICRO_BIOS_BASE + 0x8000;
+  const shadowByte = 0xf8000;
+  a.storeImm8(romByte, 0x5a).loadAbs(romByte, 1).movImm('edx', COM1, 2).outDx(1);
+  // With the reset PAM, 0xF0000 reads the ROM alias and writes are dropped.
+  a.storeImm8(shadowByte, 0x5a).loadAbs(shadowByte, 1).movImm('edx', COM1, 2).outDx(1);
+  // PAM0 (host bridge 0x59) bits 5:4 = 3: 0xF0000-0xFFFFF reads and writes RAM.
+  a.movImm('edx', 0xcf8, 2).movImm('eax', 0x8000_0058, 4).outDx(4).movImm('edx', 0xcfd, 2).movImm('eax', 0x30, 1).outDx(1);
+  a.storeImm8(shadowByte, 0x5a).loadAbs(shadowByte, 1).movImm('edx', COM1, 2).outDx(1);
+  const { result, serial } = await runCollect(microConfig(finish(a, 1).bytes(), { flat32: true }));
+  assert.equal(result.reason.kind, 'debug-exit');
+  assert.deepEqual([...serial], [0x00, 0x00, 0x5a]);
+  assert.equal(result.report.romWritesRefused, 1);
+});
+
+test('an interrupt raised by the UART reaches the guest through the in-kernel PIC (KVM_IRQ_LINE)', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  const a = new Asm(16);
+  const ivt = realModeIrqSetup(a, 4);
+  out8(a, COM1 + 4, 0x08); // MCR.OUT2 gates the UART's interrupt
+  out8(a, COM1 + 1, 0x02); // IER: transmitter empty -> interrupts at once
+  a.sti().label('idle').hlt().jmp('idle');
+  const handler = a.offset;
+  finish(a, 0x44);
+  const code = a.bytes();
+  ivt.patch(code, handler);
+  const { result } = await runCollect(microConfig(code));
+  assert.deepEqual(result.reason, { kind: 'debug-exit', code: (0x44 << 1) | 1 });
+});
+
+test('an MSI route (KVM_SET_GSI_ROUTING) fed by an irqfd reaches the LAPIC; ioeventfd counts writes without exits', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  const sys = loadSys();
+  const msiFd = sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const ioFd = sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  try {
+    // Flat 32-bit guest: GDT and IDT in the ROM image, LAPIC software-enabled, vector 0x40 handler exits.
+    const GDT = 0xf000;
+    const IDT = 0xf100;
+    const DESC = 0xf900;
+    const a = new Asm(32);
+    a.lgdt(MICRO_BIOS_BASE + DESC).lidt(MICRO_BIOS_BASE + DESC + 8);
+    a.storeImm(0xfee0_00f0, 0x1ff, 4); // LAPIC SVR: enable, spurious vector 0xFF
+    a.movImm('edx', 0x510, 2).movImm('eax', 7, 2); // prepare an ioeventfd write
+    a.movImm('edx', 0x700, 2).outDx(2).outDx(2).outDx(2); // three writes to the ioeventfd port
+    say(a, 'R'); // ready: the test raises the MSI only now
+    a.sti().label('idle').hlt().jmp('idle');
+    const handler = a.offset;
+    finish(a, 0x55);
+    const gdt = new Uint8Array(24);
+    const gv = new DataView(gdt.buffer);
+    gv.setBigUint64(8, 0x00cf9a000000ffffn, true); // flat 32-bit code
+    gv.setBigUint64(16, 0x00cf92000000ffffn, true); // flat data
+    const idt = new Uint8Array(8 * 256);
+    const iv = new DataView(idt.buffer);
+    const target = MICRO_BIOS_BASE + handler;
+    iv.setUint16(0x40 * 8, target & 0xffff, true);
+    iv.setUint16(0x40 * 8 + 2, 0x08, true);
+    iv.setUint8(0x40 * 8 + 5, 0x8e);
+    iv.setUint16(0x40 * 8 + 6, target >>> 16, true);
+    const desc = new Uint8Array(16);
+    const dv = new DataView(desc.buffer);
+    dv.setUint16(0, gdt.length - 1, true);
+    dv.setUint32(2, MICRO_BIOS_BASE + GDT, true);
+    dv.setUint16(8, idt.length - 1, true);
+    dv.setUint32(10, MICRO_BIOS_BASE + IDT, true);
+    const config = microConfig(a.bytes(), {
+      flat32: true,
+      data: [
+        { offset: GDT, bytes: gdt },
+        { offset: IDT, bytes: idt },
+        { offset: DESC, bytes: desc },
+      ],
+      interruptFds: [{ gsi: 24, fd: msiFd, msi: { address: 0xfee0_0000n, data: 0x40 } }],
+      ioEventFds: [{ port: 0x700, length: 2, fd: ioFd }],
+    });
+    const ready = readiness();
+    const running = startMachine(config, { timeoutMs: 20_000, onSerial: ready.onSerial, pollMs: 5 });
+    await ready.promise;
+    sys.eventfdWrite(msiFd, 1n);
+    const result = await running.done;
+    assert.deepEqual(result.reason, { kind: 'debug-exit', code: (0x55 << 1) | 1 });
+    assert.equal(sys.eventfdRead(ioFd), 3n);
+    assert.ok(!result.report.unclaimed.some((l) => l.startsWith('pio 0x700')), 'ioeventfd writes must not exit');
+  } finally {
+    sys.close(msiFd);
+    sys.close(ioFd);
+  }
+});
+
+test('a guest halted with interrupts off ends the run as a halt; a spinning guest is stopped on request', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  const halted = await runMachine(microConfig(say(new Asm(16), 'x').cli().hlt().bytes()), { timeoutMs: 20_000 });
+  assert.deepEqual(halted.reason, { kind: 'halt' });
+  // Halted with interrupts on is waiting, not dead: it runs until stopped.
+  const waiting = startMachine(microConfig(new Asm(16).sti().label('w').hlt().jmp('w').bytes()), { haltProbeMs: 50 });
+  const spinning = startMachine(microConfig(new Asm(16).label('spin').jmp('spin').bytes()), { haltProbeMs: 50 });
+  await new Promise((r) => setTimeout(r, 400));
+  waiting.stop('test asked');
+  spinning.stop('test asked');
+  assert.deepEqual((await waiting.done).reason, { kind: 'stopped', why: 'test asked' });
+  assert.deepEqual((await spinning.done).reason, { kind: 'stopped', why: 'test asked' });
+});
+
+test('guest resets through 0xCF9, i8042 and port 0x92 end the run with their source', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  const cases: Array<[string, (a: Asm) => Asm, RegExp]> = [
+    ['cf9', (a) => a.movImm('edx', 0xcf9, 2).movImm('eax', 0x06, 1).outDx(1), /0xcf9 hard reset/],
+    ['i8042', (a) => a.movImm('edx', 0x64, 2).movImm('eax', 0xfe, 1).outDx(1), /i8042/],
+    ['port92', (a) => a.movImm('edx', 0x92, 2).movImm('eax', 0x01, 1).outDx(1), /0x92 fast reset/],
+  ];
+  for (const [name, emit, source] of cases) {
+    const { result } = await runCollect(microConfig(emit(new Asm(16)).cli().hlt().bytes()));
+    assert.equal(result.reason.kind, 'reset', name);
+    assert.match(result.reason.kind === 'reset' ? result.reason.source : '', source);
+  }
+});
+
+test('a level irqfd with resample: KVM de-asserts on the guest\'s EOI and signals the resample fd', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  const sys = loadSys();
+  const irqFd = sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const resampleFd = sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  try {
+    const a = new Asm(16);
+    const ivt = realModeIrqSetup(a, 5);
+    say(a, 'R');
+    a.sti().label('idle').hlt().jmp('idle');
+    const handler = a.offset;
+    out8(a, 0x20, 0x20); // EOI
+    finish(a, 0x66);
+    const code = a.bytes();
+    ivt.patch(code, handler);
+    const ready = readiness();
+    const running = startMachine(microConfig(code, { interruptFds: [{ gsi: 5, fd: irqFd, resampleFd }] }), { timeoutMs: 20_000, onSerial: ready.onSerial, pollMs: 5 });
+    await ready.promise;
+    sys.eventfdWrite(irqFd, 1n);
+    const result = await running.done;
+    assert.deepEqual(result.reason, { kind: 'debug-exit', code: (0x66 << 1) | 1 });
+    assert.equal(sys.eventfdRead(resampleFd), 1n);
+  } finally {
+    sys.close(irqFd);
+    sys.close(resampleFd);
+  }
+});

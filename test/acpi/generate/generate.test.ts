@@ -15,6 +15,7 @@ import type { Rsdp } from '../../../src/hw/acpi/tables/rsdp.js';
 import type { Rsdt, Xsdt } from '../../../src/hw/acpi/tables/sdt.js';
 import { decodeTable, encodeTable, tableChecksumOk, traceTable } from '../../../src/hw/acpi/tables/table.js';
 import { devicesAtPciPath, formatPciPath } from '../../../src/hw/acpi/world/select.js';
+import { linkAcpiTables } from '../../../src/hw/chipset/acpi-table-loader.js';
 import { formatBdf } from '../../../src/hw/pci/address.js';
 import { intxRoutes } from '../../../src/hw/pci/intx.js';
 import { loadCapture } from '../../../src/host/pci/load.js';
@@ -256,4 +257,21 @@ test('bad facts are GuestFactsErrors naming the facts path', () => {
     [{ ...base, ssdts: [{ kind: 'spec', body: [{ scope: '\\_SB.PCI0', body: [{ name: '_HID', value: 1 }] }] }] }, /ssdts\[0\]: declares \\_SB_\.PCI0\._HID, which dsdt already declares/],
   ];
   for (const [facts, re] of cases) assert.throws(() => generateGuestTables(facts), (err: unknown) => err instanceof GuestFactsError && re.test(err.message), String(re));
+});
+
+test('the monitor\'s fw_cfg table loader links the generated tables: every one listed, the FADT pointing at the DSDT and FACS', () => {
+  const { generated: g } = generateFromPlan();
+  const linked = linkAcpiTables(g.loaderTables);
+  assert.deepEqual(linked.listed.map((l) => l.signature), ['FACP', 'APIC', 'MCFG', 'SSDT']);
+  const blob = linked.files.find((f) => f.name === 'etc/acpi/tables')!.data;
+  // Before the firmware relocates them, the FADT's pointers are offsets in the blob.
+  const at = (sig: string): number => {
+    for (let i = 0; i + 4 <= blob.length; i += 4) if (String.fromCharCode(...blob.subarray(i, i + 4)) === sig) return i;
+    return -1;
+  };
+  const fadt = decodeTable(blob.subarray(at('FACP'), at('FACP') + 276)) as Fadt;
+  assert.equal(fadt.dsdt, at('DSDT'));
+  assert.equal(fadt.xDsdt, BigInt(at('DSDT')));
+  assert.equal(fadt.firmwareCtrl, at('FACS'));
+  assert.equal(fadt.xFirmwareCtrl, 0n);
 });

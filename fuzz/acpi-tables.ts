@@ -2,7 +2,6 @@ import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { HvmptError } from '../src/errors.js';
 import { formatAcpidump, parseAcpidump } from '../src/hw/acpi/dump/acpidump.js';
 import { setChecksum } from '../src/hw/acpi/checksum.js';
@@ -10,6 +9,9 @@ import type { TraceEntry } from '../src/hw/acpi/tables/binary.js';
 import { toJsonValue } from '../src/hw/acpi/tables/present.js';
 import { decodeTable, decodeTableOrRaw, encodeTable, splitTableBytes, tableChecksumOk, traceTable } from '../src/hw/acpi/tables/table.js';
 import { loadAcpiSource } from '../src/host/acpi/source.js';
+import { campaignMain, count, serveCampaign, toHex, type CampaignDefinition, type Tally } from './_acpi-campaign.js';
+
+export { newTally, type Tally } from './_acpi-campaign.js';
 
 /**
  * Fuzzing the ACPI table readers and codec with mutations of real tables: bit flips,
@@ -20,6 +22,7 @@ import { loadAcpiSource } from '../src/host/acpi/source.js';
  *
  * `npm run fuzz -- acpi-tables [--cases N] [--seed S] [--case I]`: the campaign runs in a
  * worker thread watched for hangs (no progress for 10 s). `--case I` replays one case.
+ * `npm run fuzz -- acpi` runs it with the AML and world-view campaigns.
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -48,7 +51,7 @@ export class Rng {
   }
 }
 
-function caseRng(seed: number, index: number): Rng {
+export function caseRng(seed: number, index: number): Rng {
   return new Rng(Math.imul(seed ^ 0x5bd1e995, 0x01000193) ^ Math.imul(index + 1, 0x9e3779b1));
 }
 
@@ -109,7 +112,7 @@ function shrinkDefinitionBlock(data: Uint8Array): Uint8Array {
 
 const INTERESTING = [0x00, 0x01, 0x02, 0x7f, 0x80, 0xfe, 0xff];
 
-function mutateTable(rng: Rng, t: CorpusTable): { data: Uint8Array; how: string } {
+export function mutateTable(rng: Rng, t: Pick<CorpusTable, 'data' | 'trace'>): { data: Uint8Array; how: string } {
   let data: Uint8Array = t.data.slice();
   const hows: string[] = [];
   const rounds = 1 + rng.int(3);
@@ -216,26 +219,6 @@ function mutateText(rng: Rng, text: string): { text: string; how: string } {
 // ---------------------------------------------------------------------------------------------
 // Running cases
 
-export interface Crash {
-  readonly index: number;
-  readonly target: string;
-  readonly how: string;
-  readonly error: string;
-  /** The mutated input, hex or text, to reproduce outside the campaign. */
-  readonly input: string;
-}
-
-export interface Tally {
-  cases: number;
-  decoded: number;
-  rejected: number;
-  crashes: Crash[];
-  /** Typed rejections by error class. */
-  byClass: Record<string, number>;
-  /** Typed rejections by message with the numbers taken out: which guards the cases reached. */
-  reasons: Record<string, number>;
-}
-
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
@@ -255,10 +238,6 @@ function exerciseTable(data: Uint8Array, input: string): boolean {
   if (!sameBytes(once, twice)) throw new Error(`re-encoding is not stable: ${once.length} vs ${twice.length} bytes`);
   if (tableChecksumOk(bytes) && !sameBytes(once, bytes)) throw new Error('a table with a valid checksum did not re-encode to its own bytes');
   return true;
-}
-
-function toHex(data: Uint8Array): string {
-  return Array.from(data, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 let scratch: string | undefined;
@@ -340,127 +319,17 @@ export function runCase(corpus: Corpus, seed: number, index: number, tally: Tall
   tally.cases++;
 }
 
-function count(tally: Tally, err: HvmptError): void {
-  tally.rejected++;
-  tally.byClass[err.name] = (tally.byClass[err.name] ?? 0) + 1;
-  const at = err.message.lastIndexOf(': ');
-  const reason = (at >= 0 ? err.message.slice(at + 2) : err.message).replace(/0x[0-9a-f]+|\d+/gi, 'N').replace(/\(.*?\)/g, '(…)');
-  tally.reasons[reason] = (tally.reasons[reason] ?? 0) + 1;
-}
+/** The acpi-tables campaign, for the shared runner. */
+export const ACPI_TABLES_CAMPAIGN: CampaignDefinition<Corpus> = {
+  name: 'acpi-tables',
+  module: import.meta.url,
+  load: loadCorpus,
+  runCase,
+  finish: cleanupScratch,
+};
 
-export function newTally(): Tally {
-  return { cases: 0, decoded: 0, rejected: 0, crashes: [], byClass: {}, reasons: {} };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Campaign: a worker thread runs the cases; the main thread watches for hangs.
-
-interface WorkerJob {
-  readonly fuzzAcpiTables: true;
-  readonly fixtures: string;
-  readonly seed: number;
-  readonly start: number;
-  readonly cases: number;
-  /** The worker stores the index of the case it is running here, so a hang names its case. */
-  readonly current: SharedArrayBuffer;
-}
-
-type WorkerMessage = { kind: 'progress'; done: number } | { kind: 'done'; tally: Tally };
-
-if (!isMainThread && (workerData as Partial<WorkerJob> | null)?.fuzzAcpiTables === true) {
-  const job = workerData as WorkerJob;
-  const corpus = loadCorpus(job.fixtures);
-  const tally = newTally();
-  const current = new Int32Array(job.current);
-  let last = Date.now();
-  for (let i = job.start; i < job.start + job.cases; i++) {
-    Atomics.store(current, 0, i);
-    runCase(corpus, job.seed, i, tally);
-    if (Date.now() - last > 250) {
-      last = Date.now();
-      parentPort!.postMessage({ kind: 'progress', done: i + 1 - job.start } satisfies WorkerMessage);
-    }
-  }
-  cleanupScratch();
-  parentPort!.postMessage({ kind: 'done', tally } satisfies WorkerMessage);
-}
-
-function option(args: readonly string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
-const HANG_SECONDS = 10;
+serveCampaign(ACPI_TABLES_CAMPAIGN);
 
 export async function main(args: readonly string[]): Promise<void> {
-  const cases = Number(option(args, '--cases') ?? 100_000);
-  const seed = Number(option(args, '--seed') ?? 1);
-  const fixtures = option(args, '--fixtures') ?? defaultFixturesDir();
-  const one = option(args, '--case');
-  if (one !== undefined) {
-    const tally = newTally();
-    runCase(loadCorpus(fixtures), seed, Number(one), tally);
-    cleanupScratch();
-    process.stdout.write(JSON.stringify(tally, null, 2) + '\n');
-    process.exitCode = tally.crashes.length > 0 ? 1 : 0;
-    return;
-  }
-  const started = Date.now();
-  const current = new SharedArrayBuffer(4);
-  const job: WorkerJob = { fuzzAcpiTables: true, fixtures, seed, start: 0, cases, current };
-  const worker = new Worker(new URL(import.meta.url), { workerData: job });
-  let done = 0;
-  let lastProgress = Date.now();
-  let lastPrint = 0;
-  const tally = await new Promise<Tally | undefined>((resolvePromise, reject) => {
-    const watchdog = setInterval(() => {
-      if (Date.now() - lastProgress > HANG_SECONDS * 1000) {
-        clearInterval(watchdog);
-        void worker.terminate();
-        const stuck = Atomics.load(new Int32Array(current), 0);
-        process.stderr.write(`\nHANG: case ${stuck} made no progress for ${HANG_SECONDS} s (replay: npm run fuzz -- acpi-tables --seed ${seed} --case ${stuck})\n`);
-        resolvePromise(undefined);
-      }
-    }, 1000);
-    worker.on('message', (m: WorkerMessage) => {
-      lastProgress = Date.now();
-      if (m.kind === 'progress') {
-        done = m.done;
-        if (Date.now() - lastPrint > 2000) {
-          lastPrint = Date.now();
-          process.stderr.write(`acpi-tables: ${done}/${cases} cases\r`);
-        }
-      } else {
-        clearInterval(watchdog);
-        resolvePromise(m.tally);
-      }
-    });
-    worker.on('error', (err) => {
-      clearInterval(watchdog);
-      reject(err);
-    });
-  });
-  const seconds = (Date.now() - started) / 1000;
-  if (tally === undefined) {
-    process.exitCode = 1;
-    return;
-  }
-  const lines = [
-    `cases: ${tally.cases}`,
-    `decoded: ${tally.decoded}`,
-    `rejected_typed: ${tally.rejected}`,
-    ...Object.entries(tally.byClass).map(([k, v]) => `rejected_${k}: ${v}`),
-    `crashes: ${tally.crashes.length}`,
-    `hangs: 0`,
-    `seconds: ${seconds.toFixed(1)}`,
-  ];
-  process.stderr.write('\n');
-  process.stdout.write(lines.join('\n') + '\n');
-  const reasons = Object.entries(tally.reasons).sort((a, b) => b[1] - a[1]);
-  process.stdout.write(`\nmost frequent of ${reasons.length} kinds of typed rejection:\n`);
-  for (const [reason, n] of reasons.slice(0, 15)) process.stdout.write(`  ${String(n).padStart(6)}  ${reason}\n`);
-  for (const c of tally.crashes.slice(0, 5)) {
-    process.stdout.write(`\nCRASH case ${c.index} (${c.target}; ${c.how}):\n${c.error}\ninput: ${c.input.slice(0, 2000)}\n`);
-  }
-  process.exitCode = tally.crashes.length > 0 ? 1 : 0;
+  if (!(await campaignMain(ACPI_TABLES_CAMPAIGN, args, defaultFixturesDir()))) process.exitCode = 1;
 }

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { HvmptError, IoError, UsageError } from '../errors.js';
@@ -7,16 +7,23 @@ import { printableSignature } from '../hw/acpi/signatures.js';
 import { formatTrace, tableTitle, toJsonValue, type JsonValue } from '../hw/acpi/tables/present.js';
 import { type AcpiTable, decodeTable, encodeTable, splitTableBytes, tableChecksumOk, traceTable } from '../hw/acpi/tables/table.js';
 import { type AcpiSource, loadAcpiSource, loadAcpiSourceKind, loadAcpidump } from '../host/acpi/source.js';
+import { loadCapture } from '../host/pci/load.js';
+import { generateGuestTables } from '../hw/acpi/generate/generate.js';
+import { DEFINITION_BLOCK_SIGNATURES } from '../hw/acpi/signatures.js';
+import { applyRules, type RewriteResult } from '../hw/acpi/world/apply.js';
+import { amlSummaryJson, formatAmlSummary, summarizeAml, type AmlSummary } from '../hw/acpi/world/summary.js';
+import { loadWorld } from '../hw/acpi/world/tables.js';
+import { acpiRules, generateFacts, loadAcpiPlan } from '../plan/acpi.js';
 import { writeJson, writeOut } from './output.js';
 
 /**
- * `hvmpt acpi …`: the ACPI command group. Each subcommand registers itself from the list at
- * the bottom; `rewrite` and `generate` join it when the world-view rules and the generator land.
+ * `hvmpt acpi …`: the ACPI command group: decode, extract, rewrite (world-view rules) and
+ * generate (the guest's own tables). Each subcommand registers itself from the list at the bottom.
  */
 export function registerAcpi(program: Command): void {
   const acpi = program
     .command('acpi')
-    .description('ACPI tables: decode them to typed fields, extract them to binary files')
+    .description('ACPI tables: decode them, extract them to files, rewrite them for a guest, generate a guest\'s own')
     .addHelpText(
       'after',
       '\nInputs are acpidump text (`acpidump > tables.txt`), a directory of binary tables\n' +
@@ -75,8 +82,11 @@ function registerDecode(acpi: Command): void {
     .addHelpText(
       'after',
       '\nEach field is listed with its offset and size, as `iasl -d` does, under the name the\n' +
-        'typed model gives it. DSDT/SSDT bodies are shown as AML bytes. A table that cannot be\n' +
-        'decoded is reported with its offset and the command exits 1 after listing the rest.\n\n' +
+        'typed model gives it. A DSDT/SSDT is parsed (with the source\'s other AML tables, so calls\n' +
+        'across tables parse right) and summarised: its devices with _HID/_CID/_ADR/_UID, its methods\n' +
+        'with argument counts, and each PCI host bridge\'s _CRS windows and _PRT routing. A table\n' +
+        'that cannot be decoded is reported with its offset and the command exits 1 after listing\n' +
+        'the rest.\n\n' +
         'Examples:\n  hvmpt acpi decode /sys/firmware/acpi/tables --table APIC\n  hvmpt acpi decode x230.acpidump.txt --json',
     )
     .action(async (input: string, opts: { json?: boolean; table?: string }) => {
@@ -86,8 +96,9 @@ function registerDecode(acpi: Command): void {
       if (filter !== undefined && decoded.length === 0) {
         throw new UsageError(`no ${[...filter].join(', ')} table here (it has ${[...new Set(source.tables.map((t) => t.signature))].join(', ')})`, { input });
       }
-      if (opts.json) await writeJson(decodeJson(source, decoded));
-      else await writeOut(decodeText(source, decoded));
+      const aml = amlSummaries(source, decoded);
+      if (opts.json) await writeJson(decodeJson(source, decoded, aml));
+      else await writeOut(decodeText(source, decoded, aml));
       const failed = decoded.filter((d) => d.error !== undefined);
       if (failed.length === 0) return;
       for (const f of failed.slice(0, -1)) process.stderr.write(`hvmpt: ${f.error!.message}\n`);
@@ -95,7 +106,19 @@ function registerDecode(acpi: Command): void {
     });
 }
 
-function decodeJson(source: AcpiSource, decoded: readonly DecodedImage[]): JsonValue {
+/**
+ * Summaries of the definition blocks among `decoded`, parsed together with every other
+ * definition block of the source that decodes (a table filter shows fewer, parses all).
+ */
+function amlSummaries(source: AcpiSource, decoded: readonly DecodedImage[]): Map<string, AmlSummary> {
+  const wanted = decoded.filter((d) => d.table?.kind === 'definitionBlock');
+  if (wanted.length === 0) return new Map();
+  const blocks = source.tables.filter((im) => DEFINITION_BLOCK_SIGNATURES.has(im.signature)).filter((im) => decodeImage(im).error === undefined);
+  const summaries = summarizeAml(loadWorld(blocks));
+  return new Map(summaries.map((s) => [s.table, s]));
+}
+
+function decodeJson(source: AcpiSource, decoded: readonly DecodedImage[], aml: ReadonlyMap<string, AmlSummary>): JsonValue {
   return {
     input: source.path,
     format: source.kind,
@@ -111,13 +134,15 @@ function decodeJson(source: AcpiSource, decoded: readonly DecodedImage[]): JsonV
       if (d.excess !== undefined) base.excessBytes = d.excess.length;
       if (d.error !== undefined) base.error = d.error.message;
       if (d.table !== undefined) base.model = toJsonValue(d.table);
+      const summary = aml.get(d.image.name);
+      if (summary !== undefined) base.aml = amlSummaryJson(summary);
       return base;
     }),
     data: source.data.map((b) => ({ name: b.name, origin: b.origin, length: b.data.length })),
   };
 }
 
-function decodeText(source: AcpiSource, decoded: readonly DecodedImage[]): string {
+function decodeText(source: AcpiSource, decoded: readonly DecodedImage[], aml: ReadonlyMap<string, AmlSummary>): string {
   const what = source.kind === 'acpidump' ? 'acpidump text' : source.kind === 'directory' ? 'tables directory' : 'binary table';
   const out: string[] = [`${source.path}: ${what}, ${source.tables.length} table(s)${source.data.length > 0 ? `, ${source.data.length} data file(s)` : ''}`, ''];
   const width = Math.max(4, ...decoded.map((d) => d.image.name.length));
@@ -139,6 +164,8 @@ function decodeText(source: AcpiSource, decoded: readonly DecodedImage[]): strin
     if (d.excess !== undefined) notes.push(`${d.excess.length} byte(s) after the declared length are not part of the table`);
     for (const n of notes) out.push(`  note: ${n}`);
     out.push(formatTrace(traceTable(d.table!)));
+    const summary = aml.get(d.image.name);
+    if (summary !== undefined) out.push(formatAmlSummary(summary));
   }
   return out.join('\n') + '\n';
 }
@@ -207,5 +234,148 @@ function reencode(image: TableImage): Uint8Array {
   return out;
 }
 
-/** The acpi subcommands; `rewrite` and `generate` are added here in a later round. */
-const SUBCOMMANDS: ReadonlyArray<(acpi: Command) => void> = [registerDecode, registerExtract];
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Prepares an output directory for table files: created if missing; one that already holds
+ * tables is refused unless `force`, which removes them first. A stale table left beside new
+ * ones would be loaded with them, and could bring back what the rules hid.
+ */
+function prepareOutDir(dir: string, force: boolean): void {
+  let existing: string[] = [];
+  try {
+    if (statSync(dir).isDirectory()) existing = readdirSync(dir).filter((f) => /\.(dat|aml)$/i.test(f));
+    else throw new UsageError('exists and is not a directory', { input: dir });
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new IoError(`cannot open: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: dir });
+  }
+  if (existing.length > 0 && !force) {
+    throw new UsageError(`already holds tables (${existing.slice(0, 4).join(', ')}${existing.length > 4 ? ', …' : ''}): give a new or empty directory, or --force to replace them`, { input: dir });
+  }
+  try {
+    for (const f of existing) rmSync(join(dir, f));
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new IoError(`cannot prepare directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: dir });
+  }
+}
+
+function writeTables(dir: string, files: ReadonlyArray<{ name: string; bytes: Uint8Array }>, ext: string): void {
+  for (const f of files) {
+    const path = join(dir, `${f.name}.${ext}`);
+    try {
+      writeFileSync(path, f.bytes);
+    } catch (err) {
+      throw new IoError(`cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: path });
+    }
+  }
+}
+
+function rewriteText(result: RewriteResult, input: string, rules: string, out: string): string {
+  const lines: string[] = [];
+  for (const o of result.outcomes) {
+    lines.push(`${o.path} (${o.action}):`);
+    for (const d of o.done) lines.push(`  ${d}`);
+  }
+  lines.push('', `tables written to ${out}:`);
+  const width = Math.max(4, ...result.tables.map((t) => t.name.length));
+  for (const t of result.tables) {
+    const from = t.status === 'added' ? `added from ${t.from}` : t.name === t.from ? t.status : `${t.status} (was ${t.from})`;
+    lines.push(`  ${(t.name + '.dat').padEnd(width + 4)}  ${printableSignature(t.signature).padEnd(4)}  ${String(t.bytes.length).padStart(7)} bytes  ${from}`);
+  }
+  for (const r of result.removed) lines.push(`  ${'-'.padEnd(width + 4)}  ${printableSignature(r.signature).padEnd(4)}  ${'hidden'.padStart(13)}  ${r.name} (${r.path})`);
+  for (const n of result.notes) lines.push(`note: ${n}`);
+  lines.push(`${result.tables.length} table(s) from ${input} by the rules of ${rules}`);
+  return lines.join('\n') + '\n';
+}
+
+function registerRewrite(acpi: Command): void {
+  acpi
+    .command('rewrite')
+    .description("apply world-view rules to a machine's tables: hide tables and devices, replace or patch methods, add SSDTs, rewrite _PRT")
+    .argument('<tables>', 'acpidump text, a directory of binary tables, or one .dat file')
+    .requiredOption('--rules <plan.yaml>', 'a plan (YAML or JSON) with an acpi.rules list; its pci.hide functions are hidden from the tables too')
+    .requiredOption('--out <dir>', 'directory for the rewritten tables, one .dat file each (created if missing)')
+    .option('--pci-capture <dump>', "the host's PCI capture (lspci -xxx dump or sysfs) that pci.hide addresses refer to")
+    .option('--force', 'replace tables an existing --out directory holds')
+    .option('--json', 'print what was done as JSON')
+    .addHelpText(
+      'after',
+      '\nRules apply in order, all or nothing: a rule that matches nothing (unless optional),\n' +
+        'or would leave a reference to a hidden object dangling (unless it says\n' +
+        '`references: neutralize`), stops the rewrite with an error naming it, and nothing is\n' +
+        'written. Every table written has its length and checksum\n' +
+        'computed; RSDP, RSDT and XSDT are not written (whoever places the tables makes them).\n' +
+        'Output files are named as `acpixtract -a` names a dump\'s tables (dsdt.dat, ssdt1.dat, …).\n' +
+        'Rule reference: docs/acpi.md ("World view").\n\n' +
+        'Example:\n  hvmpt acpi rewrite x230.acpidump.txt --rules guest.yaml --out guest-tables',
+    )
+    .action(async (input: string, opts: { rules: string; out: string; pciCapture?: string; force?: boolean; json?: boolean }) => {
+      const source = loadAcpiSource(input);
+      const plan = loadAcpiPlan(opts.rules, opts.pciCapture === undefined ? {} : { capture: loadCapture(opts.pciCapture) });
+      const rules = acpiRules(plan);
+      if (rules.length === 0) throw new UsageError('has no acpi.rules and hides no PCI function: nothing to do', { input: opts.rules });
+      const result = applyRules(loadWorld(source.tables), rules, opts.rules);
+      prepareOutDir(opts.out, opts.force === true);
+      writeTables(opts.out, result.tables, 'dat');
+      if (opts.json) {
+        await writeJson({
+          input,
+          rules: opts.rules,
+          out: opts.out,
+          outcomes: result.outcomes,
+          tables: result.tables.map((t) => ({ file: `${t.name}.dat`, signature: t.signature, status: t.status, from: t.from, length: t.bytes.length })),
+          hidden: { tables: result.removed, objects: result.hiddenObjects, pci: result.hiddenPci },
+          notes: result.notes,
+        });
+      } else {
+        await writeOut(rewriteText(result, input, opts.rules, opts.out));
+      }
+    });
+}
+
+function registerGenerate(acpi: Command): void {
+  acpi
+    .command('generate')
+    .description("generate a guest's own ACPI tables (RSDP, XSDT, RSDT, FADT, FACS, DSDT, MADT, MCFG, HPET, SSDTs) from a plan")
+    .requiredOption('--plan <plan.yaml>', 'a plan (YAML or JSON): acpi.generate (vCPUs, OEM ids, ECAM, SSDTs…) and the pci section the DSDT describes')
+    .requiredOption('--out <dir>', 'directory for the tables, one file each (created if missing)')
+    .option('--ext <ext>', 'file extension: dat (as acpixtract names files) or aml (as Linux\'s initrd table upgrade wants them)', 'dat')
+    .option('--force', 'replace tables an existing --out directory holds')
+    .option('--json', 'print the tables and the _PRT routing as JSON')
+    .addHelpText(
+      'after',
+      '\nThe tables describe hvmpt\'s monitor: an i440FX/PIIX3-class PC with the ACPI PM block at\n' +
+        '0x600 (SCI on IRQ 9), reset through 0xCF9, an IOAPIC at 0xFEC00000, COM1, the ECAM window\n' +
+        '(default 0xB0000000), and the plan\'s PCI bus: \\_SB.PCI0 with its windows, _PRT (GSIs in APIC\n' +
+        'mode, link devices LNKA-LNKD in PIC mode, as the PIIX3 PIRQ router routes them) and an\n' +
+        'object per PCI function. Files are named as acpixtract names them (rsdp, xsdt, facp, dsdt, …).\n\n' +
+        'Example:\n  hvmpt acpi generate --plan guest.yaml --out guest-acpi',
+    )
+    .action(async (opts: { plan: string; out: string; ext: string; force?: boolean; json?: boolean }) => {
+      if (opts.ext !== 'dat' && opts.ext !== 'aml') throw new UsageError(`--ext takes dat or aml, not ${JSON.stringify(opts.ext)}`);
+      const plan = loadAcpiPlan(opts.plan);
+      const generated = generateGuestTables(generateFacts(plan));
+      prepareOutDir(opts.out, opts.force === true);
+      writeTables(opts.out, generated.tables, opts.ext);
+      const routes = generated.routes.map((r) => ({ slot: r.device, pin: 'ABCD'[r.pin]!, pirq: 'ABCD'[r.pirq]!, gsi: r.gsi, link: r.link }));
+      if (opts.json) {
+        await writeJson({
+          plan: opts.plan,
+          out: opts.out,
+          tables: generated.tables.map((t) => ({ file: `${t.name}.${opts.ext}`, signature: t.signature, length: t.bytes.length, address: t.address })),
+          routes,
+        });
+        return;
+      }
+      const lines = generated.tables.map((t) => `  ${(`${t.name}.${opts.ext}`).padEnd(10)}  ${t.signature.padEnd(4)}  ${String(t.bytes.length).padStart(6)} bytes  at 0x${t.address.toString(16)}`);
+      lines.push('', '_PRT (slot pin: APIC GSI / PIC link):');
+      for (const r of routes) lines.push(`  ${r.slot.toString(16).padStart(2, '0')} INT${r.pin}: GSI ${r.gsi} / ${r.link} (PIRQ${r.pirq})`);
+      if (routes.length === 0) lines.push('  (no PCI function with an interrupt pin)');
+      lines.push(`${generated.tables.length} table(s) written to ${opts.out}`);
+      await writeOut(lines.join('\n') + '\n');
+    });
+}
+
+const SUBCOMMANDS: ReadonlyArray<(acpi: Command) => void> = [registerDecode, registerExtract, registerRewrite, registerGenerate];

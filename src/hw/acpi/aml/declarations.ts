@@ -70,6 +70,17 @@ export class DeclarationIndex {
   readonly root: DeclNode = new DeclNode('\\', null);
   /** Bodies already collected, so parsing a table again does not redo its first pass. */
   readonly collected = new WeakSet<Uint8Array>();
+  private readonly scopeNodes = new WeakMap<Uint8Array, Map<number, DeclNode>>();
+
+  /** The scope-opening nodes the parser met in `body`, by offset (see Parser.scopeNode). */
+  nodesAt(body: Uint8Array): Map<number, DeclNode> {
+    let m = this.scopeNodes.get(body);
+    if (m === undefined) {
+      m = new Map();
+      this.scopeNodes.set(body, m);
+    }
+    return m;
+  }
 
   constructor() {
     this.root.source = 'predefined';

@@ -117,23 +117,27 @@ class Writer {
     this.len += data.length;
   }
 
-  /** Reserves the widest PkgLength; endPkg narrows it once the body's length is known. */
+  /**
+   * Reserves one byte for a PkgLength; endPkg widens it once the body's length is known. Most
+   * objects (Ifs, packages, small methods) fit one byte and need no move; a larger one moves
+   * its body up by the extra bytes.
+   */
   beginPkg(): number {
-    this.ensure(4);
-    const at = this.len;
-    this.len += 4;
-    return at;
+    this.ensure(1);
+    return this.len++;
   }
 
   endPkg(at: number, hint: PkgLengthWidth | undefined): void {
-    const bodyLength = this.len - (at + 4);
+    const bodyLength = this.len - (at + 1);
     const minimal = minimalPkgWidth(bodyLength);
-    // A recorded width that no longer fits (the tree grew) yields to the minimal one.
+    // A recorded wider width that no longer fits (the tree grew) yields to the minimal one.
     const width = hint !== undefined && hint > minimal && bodyLength + hint <= maxPkgValue(hint) ? hint : minimal;
     if (bodyLength + width > maxPkgValue(4)) throw new AmlEncodeError(`object of ${bodyLength} bytes is too large for a PkgLength`);
-    if (width < 4) {
-      this.buf.copyWithin(at + width, at + 4, this.len);
-      this.len -= 4 - width;
+    if (width > 1) {
+      const extra = width - 1;
+      this.ensure(extra);
+      this.buf.copyWithin(at + width, at + 1, this.len);
+      this.len += extra;
     }
     writePkgLength(this.buf, at, bodyLength + width, width);
   }
@@ -169,9 +173,10 @@ class Writer {
     const v = t.value;
     const enc = t.enc;
     // Range checks on the Number conversion are exact for these widths (it is monotonic).
+    const n = enc === 'byte' || enc === 'word' || enc === 'dword' ? Number(v) : 0;
     const ok =
       enc === 'byte' || enc === 'word' || enc === 'dword'
-        ? Number(v) >= 0 && Number(v) <= Number(INT_LIMIT[enc])
+        ? n >= 0 && n <= (enc === 'byte' ? 0xff : enc === 'word' ? 0xffff : 0xffff_ffff)
         : enc === 'qword'
           ? v >= 0n && v <= ALL_ONES
           : v === INT_LIMIT[enc] || (enc === 'ones' && v === 0xffff_ffffn);
@@ -185,13 +190,13 @@ class Writer {
         return this.u8(Op.Ones);
       case 'byte':
         this.u8(Op.BytePrefix);
-        return this.u8(Number(v));
+        return this.u8(n);
       case 'word':
         this.u8(Op.WordPrefix);
-        return this.u16(Number(v));
+        return this.u16(n);
       case 'dword':
         this.u8(Op.DWordPrefix);
-        return this.u32(Number(v));
+        return this.u32(n);
       case 'qword':
         this.u8(Op.QWordPrefix);
         this.u32(Number(v & 0xffff_ffffn));

@@ -1,6 +1,7 @@
-import { DeclarationIndex, type DeclNode } from './declarations.js';
+import { DeclarationIndex, type DeclKind, type DeclNode } from './declarations.js';
 import { AmlDepthError, AmlParseError } from './errors.js';
 import { formatName } from './names.js';
+import { editTermLists } from './walk.js';
 import { isLeadNameChar, Op } from './opcodes.js';
 import { minimalPkgWidth, minimalValueWidth } from './pkglength.js';
 import type {
@@ -103,20 +104,71 @@ export function collectDeclarations(index: DeclarationIndex, body: Uint8Array, o
   }
 }
 
+function lastSegOf(formatted: string): string {
+  const dot = formatted.lastIndexOf('.');
+  return formatted.slice(dot + 1).replace(/^[\\^]+/, '');
+}
+
 function parseBody(index: DeclarationIndex, body: Uint8Array, options: ParseOptions): AmlTree {
   const first = new Parser(body, options, index, false);
   const terms = first.topLevel();
-  if (first.guesses.length === 0) return { table: first.table, baseOffset: first.base, terms, unresolved: first.unresolved };
+  const firstTree = { table: first.table, baseOffset: first.base, terms, unresolved: first.unresolved };
+  if (first.guesses.length === 0) return firstTree;
   // As iasl does: treat the guesses as External declarations and parse again, so every other
   // use of the same name reads the same argument count. The guesses hold for this table
   // only, and if another use contradicts one (the reparse fails), the first parse stands.
+  //
+  // Only uses of a guessed name can parse differently (a guess declares a name nothing else
+  // resolved to, and the scopes on its path, which names under them may now reach), and a
+  // method's body is bounded by its PkgLength: so when every such use is inside a method
+  // body, only those methods are parsed again.
+  const guessed = new Set(first.guesses.flatMap((g) => g.name.segs));
+  const affected = first.unresolved.filter((u) => u.guessedArgs === undefined && guessed.has(lastSegOf(u.name)));
+  if (affected.length === 0) return firstTree;
+  const methods = first.methods;
+  const methodAt = (offset: number): Parser['methods'][number] | undefined => {
+    let lo = 0;
+    let hi = methods.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const m = methods[mid]!;
+      if (offset < m.start) hi = mid - 1;
+      else if (offset >= m.end) lo = mid + 1;
+      else return m;
+    }
+    return undefined;
+  };
+  const targets = new Set<Parser['methods'][number]>();
+  let whole = false;
+  for (const u of affected) {
+    const m = methodAt(u.offset - first.base);
+    if (m === undefined) whole = true;
+    else targets.add(m);
+  }
   const undo = first.guesses.map((g) => index.declareTentatively(g.scope, g.name, { kind: 'guess', argCount: g.argCount }));
   try {
-    const again = new Parser(body, options, index, false);
-    return { table: again.table, baseOffset: again.base, terms: again.topLevel(), unresolved: again.unresolved };
+    if (whole) {
+      const again = new Parser(body, options, index, false);
+      return { table: again.table, baseOffset: again.base, terms: again.topLevel(), unresolved: again.unresolved };
+    }
+    const replace = new Map<Term, Term>();
+    const fresh: UnresolvedName[] = [];
+    for (const m of targets) {
+      const p = new Parser(body, options, index, false);
+      p.pos = m.start + 1;
+      p.scope = m.scope;
+      replace.set(m.term, p.method());
+      fresh.push(...p.unresolved);
+    }
+    const inTarget = (u: UnresolvedName): boolean => {
+      const m = methodAt(u.offset - first.base);
+      return m !== undefined && targets.has(m);
+    };
+    const unresolved = [...first.unresolved.filter((u) => !inTarget(u)), ...fresh].sort((a, b) => a.offset - b.offset);
+    return { table: first.table, baseOffset: first.base, terms: editTermLists(terms, (t) => replace.get(t) ?? t), unresolved };
   } catch (err) {
     if (!(err instanceof AmlParseError)) throw err;
-    return { table: first.table, baseOffset: first.base, terms, unresolved: first.unresolved };
+    return firstTree;
   } finally {
     for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
   }
@@ -217,27 +269,69 @@ interface SegEntry {
   readonly call0: Term;
 }
 // 7 bits per character keeps the key a small integer (cheap Map key); other bytes go to a
-// second map keyed by all 32 bits.
+// second map keyed by all 32 bits. In front of the map, a direct-mapped table by a hash of
+// the key answers most lookups with two array reads (the map's own hashing was the parser's
+// hottest line).
 const asciiSegs = new Map<number, SegEntry>();
 const otherSegs = new Map<number, SegEntry>();
+const SLOT_BITS = 12;
+const slotKeys = new Int32Array(1 << SLOT_BITS).fill(-1);
+const slotEntries: (SegEntry | undefined)[] = new Array<SegEntry | undefined>(1 << SLOT_BITS).fill(undefined);
+function newEntry(c0: number, c1: number, c2: number, c3: number): SegEntry {
+  const seg = String.fromCharCode(c0, c1, c2, c3);
+  const name: NameString = Object.freeze({ root: false, parents: 0, segs: Object.freeze([seg]) });
+  return { seg, name, ref: Object.freeze({ kind: 'NamePath', name }), call0: Object.freeze({ kind: 'MethodCall', name, args: NO_TERMS }) };
+}
 function segEntry(b: Uint8Array, p: number): SegEntry {
   const c0 = b[p]!;
   const c1 = b[p + 1]!;
   const c2 = b[p + 2]!;
   const c3 = b[p + 3]!;
-  const ascii = ((c0 | c1 | c2 | c3) & 0x80) === 0;
-  const map = ascii ? asciiSegs : otherSegs;
-  const key = ascii ? (c0 << 21) | (c1 << 14) | (c2 << 7) | c3 : (c0 | (c1 << 8) | (c2 << 16) | (c3 << 24)) >>> 0;
-  let e = map.get(key);
+  if (((c0 | c1 | c2 | c3) & 0x80) === 0) {
+    const key = (c0 << 21) | (c1 << 14) | (c2 << 7) | c3;
+    const slot = Math.imul(key, 0x9e3779b1) >>> (32 - SLOT_BITS);
+    if (slotKeys[slot] === key) return slotEntries[slot]!;
+    let e = asciiSegs.get(key);
+    if (e === undefined) {
+      e = newEntry(c0, c1, c2, c3);
+      if (asciiSegs.size >= 1 << 16) asciiSegs.clear();
+      asciiSegs.set(key, e);
+    }
+    slotKeys[slot] = key;
+    slotEntries[slot] = e;
+    return e;
+  }
+  const key = (c0 | (c1 << 8) | (c2 << 16) | (c3 << 24)) >>> 0;
+  let e = otherSegs.get(key);
   if (e === undefined) {
-    const seg = String.fromCharCode(c0, c1, c2, c3);
-    const name: NameString = Object.freeze({ root: false, parents: 0, segs: Object.freeze([seg]) });
-    e = { seg, name, ref: Object.freeze({ kind: 'NamePath', name }), call0: Object.freeze({ kind: 'MethodCall', name, args: NO_TERMS }) };
-    if (map.size >= 1 << 16) map.clear();
-    map.set(key, e);
+    e = newEntry(c0, c1, c2, c3);
+    if (otherSegs.size >= 1 << 16) otherSegs.clear();
+    otherSegs.set(key, e);
   }
   return e;
 }
+// Word and DWord constants repeat too (_PRT addresses, _ADR values, region offsets), and a
+// BigInt made from a number is a runtime call: share one term per value.
+const words = new Map<number, IntegerTerm>();
+const dwords = new Map<number, IntegerTerm>();
+function wordTerm(v: number): IntegerTerm {
+  let t = words.get(v);
+  if (t === undefined) {
+    t = Object.freeze({ kind: 'Integer', value: BigInt(v), enc: 'word' } as const);
+    words.set(v, t);
+  }
+  return t;
+}
+function dwordTerm(v: number): IntegerTerm {
+  let t = dwords.get(v);
+  if (t === undefined) {
+    t = Object.freeze({ kind: 'Integer', value: BigInt(v), enc: 'dword' } as const);
+    if (dwords.size >= 1 << 16) dwords.clear();
+    dwords.set(v, t);
+  }
+  return t;
+}
+
 function segAt(b: Uint8Array, p: number): string {
   return segEntry(b, p).seg;
 }
@@ -265,8 +359,9 @@ class Parser {
   end: number;
   depth = 0;
   scope: DeclNode;
-  /** Scratch space for the lists being built (see termList). */
+  /** Scratch space for the lists being built (see termList); `sp` is its top. */
   readonly stack: Term[] = [];
+  sp = 0;
   /** The last name found in no table, so termList can tell a statement-level one. */
   lastUnresolved: Term | undefined;
   /** Its index in `unresolved`. */
@@ -281,6 +376,10 @@ class Parser {
   readonly ends: number[] = [];
   /** Width of the PkgLength just read when it was longer than needed, else 0. */
   pkgWidth = 0;
+  /** Scope-opening declarations' index nodes by offset, shared by the passes over this body. */
+  readonly known: Map<number, DeclNode>;
+  /** Table-level methods as parsed (second pass), in offset order: a guess reparses only those it touches. */
+  readonly methods: { readonly start: number; readonly end: number; readonly scope: DeclNode; readonly term: Term }[] = [];
 
   constructor(body: Uint8Array, options: ParseOptions, index: DeclarationIndex, declareOnly: boolean) {
     this.b = body;
@@ -291,6 +390,7 @@ class Parser {
     this.index = index;
     this.scope = index.root;
     this.declareOnly = declareOnly;
+    this.known = index.nodesAt(body);
   }
 
   /** Leaf declarations outside methods were all recorded by the first pass. */
@@ -449,16 +549,22 @@ class Parser {
   termList(end: number): Term[] {
     const saveEnd = this.end;
     this.end = end;
+    if (this.declareOnly) {
+      // The first pass wants the declarations the terms make, not the lists.
+      while (this.pos < end) this.term(true);
+      this.end = saveEnd;
+      return NO_TERMS as Term[];
+    }
     // Terms collect on a shared stack and leave it as one exact-size array: fewer and smaller
     // allocations than growing an array per list.
     const stack = this.stack;
-    const base = stack.length;
+    const base = this.sp;
     let next: Term | undefined;
     while (next !== undefined || this.pos < end) {
       const t = next ?? this.term(true);
       next = undefined;
       if (t !== this.lastUnresolved || t.kind !== 'NamePath') {
-        stack.push(t);
+        stack[this.sp++] = t;
         continue;
       }
       // An unknown name standing alone as a statement can only be a call (a bare reference
@@ -477,11 +583,13 @@ class Parser {
       this.guesses.push({ scope: this.scope, name: t.name, argCount: args.length });
       const u = this.unresolved[entry];
       if (u !== undefined) this.unresolved[entry] = { ...u, guessedArgs: args.length };
-      stack.push({ kind: 'MethodCall', name: t.name, args });
+      stack[this.sp++] = { kind: 'MethodCall', name: t.name, args };
     }
     this.end = saveEnd;
-    const out = stack.slice(base);
-    stack.length = base;
+    // The top moves back without truncating the array (a builtin call per list); slots above
+    // it are overwritten by the next list.
+    const out = stack.slice(base, this.sp);
+    this.sp = base;
     return out;
   }
 
@@ -563,15 +671,17 @@ class Parser {
     if (arity < 0) return entry?.ref ?? { kind: 'NamePath', name };
     if (arity === 0) return entry?.call0 ?? { kind: 'MethodCall', name, args: NO_TERMS };
     const stack = this.stack;
-    const base = stack.length;
+    const base = this.sp;
     for (let i = 0; i < arity; i++) {
       if (this.pos >= this.end) {
+        this.sp = base;
         throw this.fail(`call of ${formatName(name)} (${arity} arguments) ends after ${i} argument(s)`, at);
       }
-      stack.push(this.term(true));
+      const arg = this.term(true);
+      stack[this.sp++] = arg;
     }
-    const args = stack.slice(base);
-    stack.length = base;
+    const args = stack.slice(base, this.sp);
+    this.sp = base;
     return { kind: 'MethodCall', name, args };
   }
 
@@ -594,9 +704,9 @@ class Parser {
       case Op.BytePrefix:
         return BYTES[this.u8('ByteConst')]!;
       case Op.WordPrefix:
-        return { kind: 'Integer', value: BigInt(this.u16('WordConst')), enc: 'word' };
+        return wordTerm(this.u16('WordConst'));
       case Op.DWordPrefix:
-        return { kind: 'Integer', value: BigInt(this.u32('DWordConst')), enc: 'dword' };
+        return dwordTerm(this.u32('DWordConst'));
       case Op.QWordPrefix: {
         const lo = this.u32('QWordConst');
         const hi = this.u32('QWordConst');
@@ -723,7 +833,7 @@ class Parser {
     const saveEnds = this.ends.length;
     const saveDepth = this.depth;
     const saveScope = this.scope;
-    const saveStack = this.stack.length;
+    const saveStack = this.sp;
     try {
       return fn();
     } catch (err) {
@@ -733,7 +843,7 @@ class Parser {
       this.ends.length = saveEnds;
       this.depth = saveDepth;
       this.scope = saveScope;
-      this.stack.length = saveStack;
+      this.sp = saveStack;
       this.pos = end;
       return undefined;
     }
@@ -783,28 +893,46 @@ class Parser {
     return body;
   }
 
+  /**
+   * The index node a scope-opening declaration (`at` is its PkgLength's offset) names. At
+   * table level the first pass has declared it already and remembers the node by offset, so
+   * the second pass does not walk the index again; in method bodies (parsed once) it declares.
+   */
+  scopeNode(at: number, name: NameString, what: DeclKind): DeclNode {
+    if (this.methodDepth > 0) return this.index.declare(this.scope, name, what);
+    if (!this.declareOnly) {
+      const known = this.known.get(at);
+      if (known !== undefined) return known;
+    }
+    const node = this.index.declare(this.scope, name, what);
+    if (this.declareOnly) this.known.set(at, node);
+    return node;
+  }
+
   scoped(kind: 'Scope' | 'Device' | 'ThermalZone'): Term {
+    const at = this.pos;
     const end = this.open();
     const w = this.pkgWidth;
     const name = this.nameString();
-    const node = this.index.declare(this.scope, name, kind === 'Scope' ? DeclarationIndex.SCOPE : DeclarationIndex.OBJECT);
+    const node = this.scopeNode(at, name, kind === 'Scope' ? DeclarationIndex.SCOPE : DeclarationIndex.OBJECT);
     const body = this.bodyIn(node, end);
     this.close();
     return withWidth({ kind, name, body }, w);
   }
 
   method(): Term {
+    const at = this.pos;
     const end = this.open();
     const w = this.pkgWidth;
     const name = this.nameString();
     const flags = this.u8('method flags');
-    const node = this.index.declare(this.scope, name, { kind: 'method', argCount: flags & 7 });
+    const node = this.scopeNode(at, name, { kind: 'method', argCount: flags & 7 });
     let body: readonly Term[];
+    const saveScope = this.scope;
     if (this.declareOnly) {
       body = NO_TERMS;
       this.pos = end;
     } else {
-      const saveScope = this.scope;
       this.scope = node;
       this.methodDepth++;
       body = this.termList(end);
@@ -812,8 +940,9 @@ class Parser {
       this.scope = saveScope;
     }
     this.close();
-    const m = { kind: 'Method', name, argCount: flags & 7, serialized: (flags & 8) !== 0, syncLevel: flags >> 4, body } as const;
-    return withWidth(m, w);
+    const m = withWidth({ kind: 'Method', name, argCount: flags & 7, serialized: (flags & 8) !== 0, syncLevel: flags >> 4, body } as const, w);
+    if (!this.declareOnly && this.methodDepth === 0) this.methods.push({ start: at - 1, end, scope: saveScope, term: m });
+    return m;
   }
 
   buffer(): BufferTerm {
@@ -836,10 +965,13 @@ class Parser {
     } else {
       count = op === Op.Package ? this.u8('package element count') : this.arg();
       const stack = this.stack;
-      const base = stack.length;
-      while (this.pos < end) stack.push(this.ref());
-      elements = stack.slice(base);
-      stack.length = base;
+      const base = this.sp;
+      while (this.pos < end) {
+        const e = this.ref();
+        stack[this.sp++] = e;
+      }
+      elements = stack.slice(base, this.sp);
+      this.sp = base;
     }
     this.close();
     return typeof count === 'number'
@@ -1017,23 +1149,25 @@ class Parser {
       case Op.ThermalZone:
         return this.scoped('ThermalZone');
       case Op.Processor: {
+        const at = this.pos;
         const end = this.open();
         const w = this.pkgWidth;
         const name = this.nameString();
         const procId = this.u8('processor id');
         const pblkAddress = this.u32('processor block address');
         const pblkLength = this.u8('processor block length');
-        const body = this.bodyIn(this.index.declare(this.scope, name, DeclarationIndex.OBJECT), end);
+        const body = this.bodyIn(this.scopeNode(at, name, DeclarationIndex.OBJECT), end);
         this.close();
         return withWidth({ kind: 'Processor', name, procId, pblkAddress, pblkLength, body }, w);
       }
       case Op.PowerRes: {
+        const at = this.pos;
         const end = this.open();
         const w = this.pkgWidth;
         const name = this.nameString();
         const systemLevel = this.u8('power resource system level');
         const resourceOrder = this.u16('power resource order');
-        const body = this.bodyIn(this.index.declare(this.scope, name, DeclarationIndex.OBJECT), end);
+        const body = this.bodyIn(this.scopeNode(at, name, DeclarationIndex.OBJECT), end);
         this.close();
         return withWidth({ kind: 'PowerResource', name, systemLevel, resourceOrder, body }, w);
       }

@@ -8,6 +8,7 @@ import { AcpiNamespace } from '../src/hw/acpi/namespace/namespace.js';
 import { readPrt } from '../src/hw/acpi/namespace/prt.js';
 import { decodeResources, encodeResources, ResourceError } from '../src/hw/acpi/resources/codec.js';
 import { allMachines, HEADER_LENGTH } from '../test/acpi/aml/fixtures.js';
+import { Rng } from '../src/util/rng.js';
 
 /**
  * `npm run fuzz -- aml [--iterations N] [--seed S] [--max-bytes B]`: mutations of every fixture
@@ -50,28 +51,6 @@ export interface CampaignResult {
   readonly slowestMs: number;
   readonly elapsedMs: number;
   readonly bytes: number;
-}
-
-/** xorshift32: reproducible from the seed, fast, and good enough to pick mutations. */
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0 || 0x9e3779b9;
-  }
-  next(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x >>> 0;
-    return this.s;
-  }
-  below(n: number): number {
-    return n <= 0 ? 0 : this.next() % n;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.below(items.length)]!;
-  }
 }
 
 /** Concatenates byte arrays (spreading large arrays into literals is slow). */

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { normalizeE820 } from '../src/hw/mem/e820.js';
 import { formatLinux, formatXen } from '../src/hw/mem/e820-format.js';
 import { E820ParseError, parseE820Text, selectMap } from '../src/hw/mem/e820-parse.js';
+import { mulberry32 } from '../src/util/rng.js';
 
 /**
  * `npm run fuzz -- e820 [iterations] [seed]`: mutates the real boot logs in ../shared/fixtures/dmesg
@@ -17,17 +18,7 @@ export interface FuzzStats {
   readonly slowestMs: number;
 }
 
-/** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const TOKENS = ['BIOS-e820: ', '[mem ', '0x', '-', ' - ', '] ', '(usable)', 'ACPI NVS', 'type 4294967296', '(XEN) ', '[', ', ', 'ffffffffffffffff', '00000000', '\n', ' : System RAM', 'memmap/1/end:', '{"entries":[', '\0', 'user: ', '(1:1)'];
 

@@ -7,6 +7,7 @@ import { parseConfigBinary } from '../src/host/pci/sysfs.js';
 import { composePci } from '../src/hw/pci/compose.js';
 import { viewJson, writeLspciDump, writeTree } from '../src/hw/pci/view.js';
 import { fixture } from '../test/helpers/paths.js';
+import { mulberry32 } from '../src/util/rng.js';
 
 /**
  * Mutated real dumps fed to the PCI readers and then to composition and every writer: each
@@ -14,17 +15,7 @@ import { fixture } from '../test/helpers/paths.js';
  * `npm run fuzz -- pci-dump [iterations] [seed]`; the test suite runs a small sample.
  */
 
-/** A small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 const HEX = '0123456789abcdef';
 

@@ -45,20 +45,10 @@ import { intxRoutes } from '../hw/pci/intx.js';
 import { loadStructuredFile, PlanError, type PlanProblem } from './load.js';
 import { sizeSchema } from './memory.js';
 import { PciSectionSchema, pciComposeInput } from './pci.js';
+import { uint } from './scalars.js';
 
 // ---------------------------------------------------------------- scalars
 
-/** An integer of up to `bits` bits: a number (YAML's 0x1F included) or a "0x…" string. */
-function uint(bits: number): z.ZodType<number> {
-  return z.union([z.number(), z.string()]).transform((v, ctx) => {
-    const n = typeof v === 'number' ? v : /^\s*(0x[0-9a-f]+|\d+)\s*$/i.test(v) ? Number(v.trim()) : NaN;
-    if (!Number.isSafeInteger(n) || n < 0 || n >= 2 ** bits) {
-      ctx.addIssue({ code: 'custom', message: `expected an integer from 0 to 0x${(2 ** bits - 1).toString(16)}, got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return n;
-  });
-}
 
 /** A 64-bit address: a number, "0x…", or a size such as "4G" (the memory section's parser). */
 const address = sizeSchema;

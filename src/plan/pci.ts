@@ -12,6 +12,7 @@ import type { BarOverride, CapabilitySelector } from '../hw/pci/real.js';
 import { HvmptError } from '../errors.js';
 import { parseSize } from '../util/format.js';
 import { formatPath, loadStructuredFile, PlanError, type PlanProblem } from './load.js';
+import { uint } from './scalars.js';
 
 /**
  * The plan's `pci` section: what the guest's PCI bus is made of. YAML or JSON; numbers may be
@@ -21,17 +22,6 @@ import { formatPath, loadStructuredFile, PlanError, type PlanProblem } from './l
 
 // ---------------------------------------------------------------- scalar helpers
 
-/** An integer that fits in `bits` bits, written as a number or a "0x…"/decimal string. */
-function uint(bits: number): z.ZodType<number> {
-  return z.union([z.number(), z.string()]).transform((v, ctx) => {
-    const n = typeof v === 'number' ? v : /^\s*(0x[0-9a-f]+|\d+)\s*$/i.test(v) ? Number(v.trim()) : NaN;
-    if (!Number.isSafeInteger(n) || n < 0 || n >= 2 ** bits) {
-      ctx.addIssue({ code: 'custom', message: `expected an integer from 0 to 0x${(2 ** bits - 1).toString(16)}, got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return n;
-  });
-}
 
 /** A byte count: a number, "0x…", or "4K"/"1M"/"2G"/"1T" (binary units). */
 const size = z.union([z.number(), z.string()]).transform((v, ctx) => {

@@ -23,3 +23,18 @@ export class Rng {
     return items[this.below(items.length)]!;
   }
 }
+
+/**
+ * mulberry32 as a function yielding floats in [0, 1): the text fuzzers' generator, kept so
+ * a seed printed by an earlier campaign still replays the same inputs.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -252,7 +252,25 @@ const generateSchema = z.strictObject({
   layout: z.strictObject({ tablesAddress: address.optional(), rsdpAddress: address.optional() }).optional(),
 });
 
+/** A host table, picked by its header (all fields given must match). */
+const tableSelector = z.strictObject({
+  signature: z.string().min(1).max(4),
+  oemId: z.string().max(6).optional(),
+  oemTableId: z.string().max(8).optional(),
+});
+
 export const AcpiSectionSchema = z.strictObject({
+  /**
+   * The tables a guest gets on hvmpt's monitor (`hvmpt run`): `generated` (default) is hvmpt's
+   * own, made from the machine the monitor emulates; `host` is `machine.acpiTables` rewritten by
+   * `rules` (and `pci.hide`), as they are otherwise.
+   */
+  tables: z.enum(['generated', 'host']).optional(),
+  /**
+   * With generated tables: host tables (`machine.acpiTables`, after `rules` and `pci.hide`) the
+   * guest gets besides hvmpt's own, such as an SSDT with device objects a native driver needs.
+   */
+  expose: z.array(tableSelector).optional(),
   rules: z.array(ruleSchema).optional(),
   /** How references to the functions `pci.hide` hides are treated when they are hidden from the tables too. */
   pciHidden: z.strictObject({ references: z.enum(['refuse', 'neutralize']).optional() }).optional(),

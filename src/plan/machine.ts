@@ -11,7 +11,7 @@
  *   firmwareLog: seabios.log                      # the firmware's port-0x402 log
  *   timeout: 120                                  # seconds; the guest is stopped after that
  *   hostMap: /sys/firmware/memmap                 # the host E820 an identity layout is carved from
- *   acpiTables: tables.acpidump                   # ACPI tables for the guest as they are (acpidump, directory, .dat)
+ *   acpiTables: tables.acpidump                   # the host's ACPI tables, for acpi.expose or acpi.tables: host
  *   hostPci: { capture: host.lspci, functions: ["00:1f.3", "00:1c.1", "08:00.0"] }   # the bus starts from these
  *   roms: [{ device: nic, file: /usr/lib/ipxe/qemu/pxe-e1000.rom }]                # served at the device's ROM BAR
  *   ecamBase: 0xb0000000
@@ -47,8 +47,10 @@ export const machineSectionSchema = z.strictObject({
   timeout: z.number().positive('must be a positive number of seconds').optional(),
   hostMap: path.optional(),
   /**
-   * ACPI tables given to the guest as they are: an acpidump text, a directory of binary tables
-   * or one .dat file. RSDP/RSDT/XSDT in it are dropped (the monitor links its own).
+   * The host's ACPI tables (an acpidump text, a directory of binary tables or one .dat file):
+   * the source of the tables `acpi.expose` adds to the generated ones, or, with
+   * `acpi.tables: host`, the guest's whole set; `acpi.rules` and `pci.hide` rewrite them first.
+   * RSDP/RSDT/XSDT in it are dropped (the monitor links its own).
    */
   acpiTables: path.optional(),
   /**
@@ -63,7 +65,7 @@ export const machineSectionSchema = z.strictObject({
   ecamBase: z
     .union([z.number().int().nonnegative(), z.string().regex(/^0x[0-9a-f]+$/i, 'an address like 0xb0000000')])
     .transform((v) => BigInt(v))
-    .refine((v) => v % (1n << 20n) === 0n && v + (256n << 20n) <= 1n << 32n, 'must be 1 MiB aligned and end below 4 GiB')
+    .refine((v) => v % (1n << 20n) === 0n && v + (256n << 20n) <= 0xfec0_0000n, 'must be 1 MiB aligned, its 256 MiB ending at or below the IOAPIC (0xfec00000)')
     .optional(),
   /** What a guest reset does: end the run (default) or boot again from the reset vector. */
   onReset: z.enum(['exit', 'restart']).default('exit'),

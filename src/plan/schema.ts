@@ -1,9 +1,10 @@
 /**
  * A whole plan: the sections each area defines, composed. Each section's schema lives with its
  * area (src/plan/<area>.ts); this file only puts them together, so a plan is validated once
- * and every problem is reported by its path (`memory.size`, `machine.boot.kernel`).
+ * and every problem is reported by its path (`memory.size`, `acpi.generate.cpus`, `machine.boot.kernel`).
  */
 import { z } from 'zod';
+import { AcpiSectionSchema } from './acpi.js';
 import { loadStructuredFile } from './load.js';
 import { machineSectionSchema } from './machine.js';
 import { memorySectionSchema } from './memory.js';
@@ -14,6 +15,8 @@ export const planSchema = z.strictObject({
   name: z.string().min(1).optional(),
   memory: memorySectionSchema.default({ size: 256n * 1024n * 1024n, layout: 'ordinary', reservations: [], lowMemory: 'private' }),
   pci: PciSectionSchema.optional(),
+  /** The guest's ACPI tables: generated (default) or the host's, world-view rules, exposed host tables. */
+  acpi: AcpiSectionSchema.optional(),
   machine: machineSectionSchema.default({ boot: { kind: 'grub-report' }, serial: 'stdout', onReset: 'exit', roms: [] }),
 });
 

@@ -1,8 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { IoError } from '../errors.js';
-import { loadAcpiSource } from '../host/acpi/source.js';
-import { AcpiLinkError, linkAcpiTables } from '../hw/chipset/acpi-table-loader.js';
 import { buildGrubImage } from '../host/firmware/grub.js';
 import { readFirmware } from '../host/firmware/locate.js';
 import { readE820Input, readHostE820 } from '../host/mem/read.js';
@@ -19,21 +17,28 @@ import { pciComposeInput } from '../plan/pci.js';
 import { PlanError, type PlanProblem } from '../plan/load.js';
 import { identityRequestFromPlan } from '../plan/memory.js';
 import { parseOptionRom, romMismatch } from '../host/firmware/option-rom.js';
-import { composePlatformPci, DEFAULT_ECAM_BASE, ECAM_BUSES, NO_CHIPSET_HOOKS, type PciMachineConfig } from './pci-platform.js';
+import { setRangesType } from '../hw/mem/e820-edit.js';
+import type { GuestWindows } from '../hw/pci/allocator.js';
+import { guestAcpi, type GuestAcpi } from './guest-acpi.js';
+import { composePlatformPci, DEFAULT_ECAM_BASE, ECAM_BUSES, guestPciWindows, NO_CHIPSET_HOOKS, PCI_MEM32_END, PciWindowError, type PciMachineConfig } from './pci-platform.js';
 import type { Plan } from '../plan/schema.js';
 import { formatSize } from '../util/format.js';
 import { ordinaryLayout, type RamLayout } from './guest-memory.js';
-import { defaultE820, type MachineConfig } from './machine-config.js';
+import { defaultE820, VCPU_COUNT, type MachineConfig } from './machine-config.js';
 
 /** What a plan becomes on the monitor: the machine to build, and the facts a report shows. */
 export interface ComposedMachine {
   readonly config: MachineConfig;
-  /** The guest's E820 as the plan defines it (what GRUB's lsmmap must show, less firmware's own areas). */
+  /** The guest's E820 as the plan defines it, with the ECAM window reserved (what GRUB's lsmmap must show, less firmware's own areas). */
   readonly e820: readonly E820Entry[];
   /** For identity layouts: what the guest may map (BARs are checked against it before mapping). */
   readonly protection: ProtectionMap | undefined;
   /** The guest's PCI bus as composed before boot (the firmware then programs it). */
   readonly pci: ComposedPci;
+  /** The guest's ACPI tables, as the firmware's table loader gets them. */
+  readonly acpi: GuestAcpi;
+  /** The host bridge's windows: the tables' _CRS, where the firmware places BARs. */
+  readonly windows: GuestWindows;
   /** One line per decision, for the user. */
   readonly summary: readonly string[];
 }
@@ -107,34 +112,55 @@ export function composeMachine(plan: Plan, planFile: string): ComposedMachine {
     };
     summary.push(`boot: Linux kernel ${boot.kernel}${boot.initrd !== undefined ? ` with ${boot.initrd}` : ''}`);
   }
-  const pci = composePciConfig(plan, planFile, ram, summary);
-
-  let acpiTables: Uint8Array[] | undefined;
-  if (m.acpiTables !== undefined) {
-    const source = loadAcpiSource(isAbsolute(m.acpiTables) ? m.acpiTables : resolve(dirname(planFile), m.acpiTables));
-    acpiTables = source.tables.filter((t) => !['RSDP', 'RSDT', 'XSDT'].includes(t.signature)).map((t) => t.data);
-    summary.push(`ACPI: ${acpiTables.length} tables from ${m.acpiTables} (${source.tables.map((t) => t.signature).join(' ')})`);
+  const ecamBase = chooseEcamBase(plan, planFile);
+  const pci = composePciConfig(plan, planFile, ram, ecamBase, summary);
+  // The platform's own address space: the ECAM window is reserved in the E820 (as firmware
+  // does for an MMCONFIG window) and kept out of the host bridge's windows.
+  const ecam = { start: ecamBase, end: ecamBase + BigInt(ECAM_BUSES) * 0x10_0000n };
+  e820 = [...setRangesType({ entries: e820 }, [ecam], 'reserved').entries];
+  let windows;
+  try {
+    windows = guestPciWindows(e820, ecam);
+  } catch (err) {
+    if (err instanceof PciWindowError) throw new PlanError(planFile, [{ path: 'machine.ecamBase', message: err.message }]);
+    throw err;
   }
+  summary.push(
+    `pci: host bridge windows: I/O ${hexRange(windows.io!)}, 32-bit ${hexRange(windows.mem32)}, 64-bit ${hexRange(windows.mem64!)}; ECAM [0x${ecam.start.toString(16)}, 0x${ecam.end.toString(16)}) reserved in the E820`,
+  );
+  const acpi = guestAcpi(plan, planFile, { vcpus: VCPU_COUNT, ecam: { base: ecamBase, buses: ECAM_BUSES }, pci: pci.composed, windows });
+  summary.push(...acpi.summary);
   const config: MachineConfig = {
     ram,
     e820,
     firmware,
     linuxBoot,
-    pci: pci.config,
-    // Linked here, in the main thread: the vCPU thread gets three plain fw_cfg files.
-    ...(acpiTables === undefined ? {} : { fwCfgFiles: linkedAcpi(acpiTables, planFile) }),
+    pci: { ...pci.config, windows },
+    // Built and linked here, in the main thread: the vCPU thread gets three plain fw_cfg files.
+    fwCfgFiles: acpi.files,
+    acpiPmBase: acpi.pm.base,
+    s5SleepType: acpi.pm.s5SleepType,
     ...(protection === undefined ? {} : { protection: protection.grants }),
   };
-  return { config, e820, protection, pci: pci.composed, summary };
+  return { config, e820, protection, pci: pci.composed, acpi, windows, summary };
 }
 
-function linkedAcpi(tables: readonly Uint8Array[], planFile: string): Array<{ name: string; data: Uint8Array }> {
-  try {
-    return linkAcpiTables(tables).files;
-  } catch (err) {
-    if (err instanceof AcpiLinkError) throw new PlanError(planFile, [{ path: 'machine.acpiTables', message: err.message }]);
-    throw err;
+const hexRange = (w: { base: bigint; limit: bigint }): string => `[0x${w.base.toString(16)}, 0x${w.limit.toString(16)}]`;
+
+/**
+ * Where the monitor decodes ECAM: machine.ecamBase, else the address the plan's generated MCFG
+ * names, else QEMU q35's. The window must stay below the IOAPIC (0xFEC00000).
+ */
+function chooseEcamBase(plan: Plan, planFile: string): bigint {
+  const given = plan.machine.ecamBase;
+  const gen = plan.acpi?.generate?.ecam;
+  const fromTables = gen === undefined || gen === false ? undefined : gen.base;
+  const base = given ?? fromTables ?? DEFAULT_ECAM_BASE;
+  const end = base + BigInt(ECAM_BUSES) * 0x10_0000n;
+  if (base % 0x10_0000n !== 0n || end > PCI_MEM32_END) {
+    throw new PlanError(planFile, [{ path: given !== undefined ? 'machine.ecamBase' : 'acpi.generate.ecam.base', message: `the 256 MiB ECAM window must be 1 MiB aligned and end at or below the IOAPIC (0x${PCI_MEM32_END.toString(16)}); 0x${base.toString(16)} ends at 0x${end.toString(16)}` }]);
   }
+  return base;
 }
 
 /** The host capture the bus starts from, with only the functions the plan keeps. */
@@ -159,9 +185,8 @@ function hostCapture(plan: Plan, planFile: string): Capture | undefined {
  * anything runs), checks each ROM file against its device, and returns the plain data the vCPU
  * thread composes the same bus from.
  */
-function composePciConfig(plan: Plan, planFile: string, ram: RamLayout, summary: string[]): { config: PciMachineConfig; composed: ComposedPci } {
+function composePciConfig(plan: Plan, planFile: string, ram: RamLayout, ecamBase: bigint, summary: string[]): { config: PciMachineConfig; composed: ComposedPci } {
   const m = plan.machine;
-  const ecamBase = m.ecamBase ?? DEFAULT_ECAM_BASE;
   const ecamEnd = ecamBase + BigInt(ECAM_BUSES) * 0x10_0000n;
   const problems: PlanProblem[] = [];
   const clash = ram.ranges.find((r) => ecamBase < r.end && r.start < ecamEnd);

@@ -228,6 +228,22 @@ export class GuestMemory implements DmaMemory {
     return undefined;
   }
 
+  /**
+   * What the guest's own reads would see in RAM: like `read`, but read-only shadow segments
+   * count (firmware leaves its F-segment, where the RSDP lives, read-only). A copy; undefined
+   * when any byte is not RAM.
+   */
+  peek(address: bigint, length: number): Uint8Array | undefined {
+    const v = this.locate(address, length);
+    if (v !== undefined) return Uint8Array.from(v);
+    const end = address + BigInt(length);
+    if (length < 0 || address < BigInt(PAM_BASE) || end > HIGH_BASE) return undefined;
+    for (let a = Number(address) & ~0xfff; a < Number(end); a += 0x1000) {
+      if (this.segment(a)?.readRam !== true) return undefined;
+    }
+    return this.shadowBytes.slice(Number(address) - PAM_BASE, Number(end) - PAM_BASE);
+  }
+
   read(address: bigint, length: number): Uint8Array | undefined {
     const v = this.locate(address, length);
     return v === undefined ? undefined : Uint8Array.from(v);

@@ -54,6 +54,9 @@ export interface MachineConfig {
   readonly ioEventFds?: ReadonlyArray<{ readonly port: number; readonly length: 1 | 2 | 4; readonly fd: number; readonly datamatch?: number }>;
 }
 
+/** vCPUs the monitor runs (fw_cfg's CPU count, CMOS, and the MADT's Local APICs all say this). */
+export const VCPU_COUNT = 1;
+
 /** The E820 the guest gets when the plan gives none: its RAM ranges, nothing else. */
 export function defaultE820(ram: RamLayout): E820Entry[] {
   return ram.ranges.map((r) => ({ start: r.start, end: r.end, type: 'usable' as const }));

@@ -11,6 +11,7 @@ import { gsiLine, type GsiSink } from '../hw/irq/line.js';
 import { PirqRouter } from '../hw/irq/pirq.js';
 import { intxRoute } from '../hw/pci/intx.js';
 import type { Sys } from '../native/sys.js';
+import { readGuestAcpi, type SeenAcpi } from './acpi-readback.js';
 import type { ByteRing } from './byte-ring.js';
 import { ProtectionMap } from '../hw/mem/protection.js';
 import { composePlatformPci, DEFAULT_ECAM_BASE, type PciMachineConfig } from './pci-platform.js';
@@ -20,7 +21,7 @@ import { Kvm, REQUIRED_CAPS } from './kvm/system.js';
 import type { Vcpu } from './kvm/vcpu.js';
 import { defaultPcRouting, type Vm } from './kvm/vm.js';
 import { GuestMemory, ramAbove4G, ramTopBelow4G, ramTotal } from './guest-memory.js';
-import { defaultE820, encodeE820, type MachineConfig } from './machine-config.js';
+import { defaultE820, encodeE820, VCPU_COUNT, type MachineConfig } from './machine-config.js';
 import { RunControl } from './vcpu-loop.js';
 
 /** What the machine reports at the end of a run, besides why it stopped. */
@@ -41,6 +42,8 @@ export interface RunReport {
   readonly serialBytesDropped: number;
   /** Every update-mapping event, in order, with what the monitor did. */
   readonly barMappings: MappingLogEntry[];
+  /** The ACPI tables the guest's memory held when the run ended, found from its RSDP. */
+  readonly acpi: SeenAcpi;
 }
 
 export interface MachineOutputs {
@@ -110,7 +113,7 @@ export class Machine implements SystemControl, GsiSink {
       });
     }
     const now = (): number => Date.now();
-    ports.register('cmos', CMOS_INDEX_PORT, 2, new Cmos({ ramBelow4G: ramTopBelow4G(config.ram), ramAbove4G: ramAbove4G(config.ram), cpus: 1, now }));
+    ports.register('cmos', CMOS_INDEX_PORT, 2, new Cmos({ ramBelow4G: ramTopBelow4G(config.ram), ramAbove4G: ramAbove4G(config.ram), cpus: VCPU_COUNT, now }));
     const i8042 = new I8042(this, gsiLine(this, KBD_IRQ), gsiLine(this, AUX_IRQ));
     ports.register('i8042', I8042_DATA_PORT, 1, i8042);
     ports.register('i8042', I8042_STATUS_PORT, 1, i8042);
@@ -143,6 +146,7 @@ export class Machine implements SystemControl, GsiSink {
       config.protection === undefined ? undefined : ProtectionMap.build(config.protection, []),
       new Map(pciConfig.roms.map((r) => [r.device, r.bytes])),
       pciConfig.ecamBase,
+      pciConfig.windows,
     );
 
     this.fwCfg = new FwCfg(this.memory, this.fwCfgItems());
@@ -179,8 +183,8 @@ export class Machine implements SystemControl, GsiSink {
       [FW_CFG.UUID, new Uint8Array(16)],
       [FW_CFG.RAM_SIZE, le64(ramTotal(c.ram))],
       [FW_CFG.NOGRAPHIC, le16(0)],
-      [FW_CFG.NB_CPUS, le16(1)],
-      [FW_CFG.MAX_CPUS, le16(1)],
+      [FW_CFG.NB_CPUS, le16(VCPU_COUNT)],
+      [FW_CFG.MAX_CPUS, le16(VCPU_COUNT)],
       [FW_CFG.NUMA, le64(0n)],
       [FW_CFG.BOOT_MENU, le16(0)],
       [FW_CFG.ACPI_TABLES, le16(0)],
@@ -266,6 +270,7 @@ export class Machine implements SystemControl, GsiSink {
       lastPostCode: this.lastPostCode,
       serialBytesDropped: this.outputs.serial.dropped,
       barMappings: this.pci.log,
+      acpi: readGuestAcpi((address, length) => this.memory.peek(address, length)),
     };
   }
 }

@@ -3,6 +3,7 @@ import type { SystemControl } from '../hw/chipset/system.js';
 import type { AccessSize, MmioHandler, PortIoHandler } from '../hw/io.js';
 import type { ProtectionMap } from '../hw/mem/protection.js';
 import { formatBdf } from '../hw/pci/address.js';
+import type { GuestWindows } from '../hw/pci/allocator.js';
 import type { BarMapping, BarMappingEvent } from '../hw/pci/bars.js';
 import { CF8_PORT, CF8_PORT_COUNT, ConfigMechanism1 } from '../hw/pci/cf8.js';
 import type { ComposedPci } from '../hw/pci/compose.js';
@@ -11,6 +12,7 @@ import type { PciFunction } from '../hw/pci/function.js';
 import type { Mapping } from '../native/sys.js';
 import type { RamRange } from './guest-memory.js';
 import type { MmioBus, PortBus } from './io-bus.js';
+import { windowOf } from './pci-platform.js';
 import type { Vm } from './kvm/vm.js';
 import { readLe, writeLe } from './le-bytes.js';
 
@@ -30,6 +32,11 @@ export interface MappingLogEntry {
    */
   readonly action: 'mapped' | 'trapped' | 'unbacked' | 'refused' | 'unmapped';
   readonly detail?: string;
+  /**
+   * Which of the host bridge's windows (the guest tables' _CRS) holds the new address, or
+   * 'outside': an OS would find the BAR where its firmware said no device decodes.
+   */
+  readonly window?: 'io' | 'mem32' | 'mem64' | 'outside';
 }
 
 const MAX_BACKING = 1 << 30;
@@ -69,6 +76,7 @@ export class PciRuntime {
     private readonly protection: ProtectionMap | undefined,
     roms: ReadonlyMap<string, Uint8Array>,
     ecamBase: bigint,
+    private readonly windows: GuestWindows | undefined,
   ) {
     for (const [device, bytes] of roms) this.romImages.set(device, bytes);
     const topology = pci.topology;
@@ -121,7 +129,8 @@ export class PciRuntime {
       return;
     }
     const decision = this.install(e, e.new, key);
-    this.log.push({ ...base, ...decision });
+    const window = this.windows === undefined ? undefined : windowOf(this.windows, e.kind === 'io' ? 'io' : 'mem', e.new.address, e.new.size);
+    this.log.push({ ...base, ...decision, ...(window === undefined ? {} : { window }) });
   }
 
   private install(e: BarMappingEvent, m: BarMapping, key: string): { action: MappingLogEntry['action']; detail?: string } {

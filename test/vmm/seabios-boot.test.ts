@@ -4,7 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GRUB_BEGIN_MARK, GRUB_END_MARK } from '../../src/host/firmware/grub.js';
+import { loadAcpiSource } from '../../src/host/acpi/source.js';
 import { haveFirmware } from '../../src/host/firmware/locate.js';
+import type { SeenAcpi } from '../../src/vmm/acpi-readback.js';
 import { fixture } from '../helpers/paths.js';
 import { haveCommand } from '../helpers/require.js';
 import { hvmpt } from '../helpers/run.js';
@@ -15,7 +17,7 @@ import { skipUnlessKvm } from './kvm-helpers.js';
  * the linuxboot_dma option ROM, which loads a GRUB image built from Debian's grub-pc-bin;
  * GRUB lists the PCI bus and memory map on COM1. Takes tens of seconds under nested KVM.
  */
-test('hvmpt run: SeaBIOS boots GRUB through fw_cfg with linked ACPI tables; 0x402 log, lsacpi, exit 0 on ACPI power-off', { timeout: 240_000 }, async (t) => {
+test('hvmpt run: SeaBIOS boots GRUB through fw_cfg with a host\'s ACPI tables as they are (acpi.tables: host); 0x402 log, lsacpi, exit 0 on ACPI power-off', { timeout: 240_000 }, async (t) => {
   if (!skipUnlessKvm(t)) return;
   for (const fw of ['seabios', 'linuxbootDma', 'lnxboot'] as const) {
     if (!haveFirmware(fw)) {
@@ -35,13 +37,15 @@ test('hvmpt run: SeaBIOS boots GRUB through fw_cfg with linked ACPI tables; 0x40
   const dir = mkdtempSync(join(tmpdir(), 'hvmpt-boot-'));
   const logFile = join(dir, 'seabios.log');
   const reportFile = join(dir, 'report.json');
-  // Real ACPI tables nobody here wrote (a QEMU q35 dump) go to the guest through the table loader.
+  // Real ACPI tables nobody here wrote (a QEMU q35 dump) go to the guest as they are
+  // (acpi.tables: host) through the table loader.
   const planFile = join(dir, 'plan.yaml');
-  writeFileSync(planFile, `memory: { size: 256M }\nmachine:\n  boot: { kind: grub-report }\n  acpiTables: ${fixture('acpi', 'qemu-kvm-q35-bochs.acpidump.txt')}\n`);
+  const dump = fixture('acpi', 'qemu-kvm-q35-bochs.acpidump.txt');
+  writeFileSync(planFile, `memory: { size: 256M }\nacpi: { tables: host }\nmachine:\n  boot: { kind: grub-report }\n  acpiTables: ${dump}\n`);
   const r = hvmpt(['run', planFile, '--firmware-log', logFile, '--report', reportFile, '--timeout', '200']);
   const debug = readFileSync(logFile, 'latin1');
   const serial = r.stdout;
-  const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { reason: { kind: string }; deviceFaults: unknown[] };
+  const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { reason: { kind: string }; deviceFaults: unknown[]; acpi: SeenAcpi };
   rmSync(dir, { recursive: true, force: true });
   // GRUB's halt finds \\_S5 in the DSDT and writes SLP_EN to the FADT's PM1a_CNT: a clean power-off.
   assert.equal(r.status, 0, `stderr:\n${r.stderr}\nserial:\n${serial}\ndebug:\n${debug}`);
@@ -72,4 +76,10 @@ test('hvmpt run: SeaBIOS boots GRUB through fw_cfg with linked ACPI tables; 0x40
   const listed = [...body.matchAll(/^([A-Z]{4}) +\d+B rev=\d+ chksum=0x[0-9a-f]+ \((valid|invalid)\)/gm)].map((m) => `${m[1]} ${m[2]}`);
   assert.deepEqual(listed, ['XSDT valid', 'FACP valid', 'MCFG valid', 'APIC valid', 'WAET valid']);
   assert.deepEqual(report.deviceFaults, []);
+  // The guest's memory holds the dump's own tables, byte for byte (the FADT's pointers relocated).
+  const seen = new Map(report.acpi.tables.map((x) => [x.signature, Buffer.from(x.bytes, 'base64')]));
+  for (const t of loadAcpiSource(dump).tables) {
+    if (t.signature === 'FACP') assert.equal(seen.get('FACP')?.length, t.data.length);
+    else assert.ok(seen.get(t.signature)?.equals(Buffer.from(t.data)), `${t.signature} is the dump's`);
+  }
 });

@@ -289,36 +289,26 @@ test('plan errors in the acpi section name their paths, before anything runs', (
     ['acpi:\n  tables: host\n', ['acpi.tables']],
     ['acpi:\n  generate: { interrupts: { pirqIrqs: [4, 10, 11, 11] } }\n', ['acpi.generate.interrupts.pirqIrqs[0]']],
   ];
-  for (const [acpi, paths] of cases) {
-    const p = scratchPlan(`memory: { size: 64M }\n${acpi}${MACHINE}`);
+  const refused = (text: string, paths: readonly string[], what: string): void => {
+    const p = scratchPlan(text);
     try {
       assert.throws(
         () => composeMachine(loadPlan(p.file), p.file),
         (e: unknown) => e instanceof PlanError && paths.every((path) => e.problems.some((x) => x.path === path)),
-        acpi,
+        what,
       );
     } finally {
       p.done();
     }
-  }
+  };
+  for (const [acpi, paths] of cases) refused(`memory: { size: 64M }\n${acpi}${MACHINE}`, paths, acpi);
   // Host tables the plan never uses, exposing a table hvmpt generates or the host's IOMMU.
   const host = [
     ['', ['machine.acpiTables']],
     ['acpi:\n  expose: [{ signature: FACP }, { signature: DMAR }, { signature: SSDT, oemTableId: NOSUCH }]\n', ['acpi.expose[0].signature', 'acpi.expose[1].signature', 'acpi.expose[2]']],
     ['acpi:\n  expose: [{ signature: SSDT, oemTableId: SataAhci }]\n', ['acpi.expose[0]']],
   ] as const;
-  for (const [acpi, paths] of host) {
-    const p = scratchPlan(`memory: { size: 64M }\n${acpi}${MACHINE}  acpiTables: ${x230}\n`);
-    try {
-      assert.throws(
-        () => composeMachine(loadPlan(p.file), p.file),
-        (e: unknown) => e instanceof PlanError && paths.every((path) => e.problems.some((x) => x.path === path)),
-        acpi,
-      );
-    } finally {
-      p.done();
-    }
-  }
+  for (const [acpi, paths] of host) refused(`memory: { size: 64M }\n${acpi}${MACHINE}  acpiTables: ${x230}\n`, paths, acpi);
   // Through the CLI: exit 1, the plan file and the path in the message, nothing run.
   const p = scratchPlan(`memory: { size: 64M }\nacpi:\n  generate: { cpus: 4 }\n${MACHINE}`);
   try {

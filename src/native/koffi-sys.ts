@@ -23,8 +23,9 @@ export function createKoffiSys(): Sys {
   const ioctlValue = f('int ioctl(int fd, unsigned long req, uint64_t arg)');
   const ioctlBuffer = f('int ioctl(int fd, unsigned long req, _Inout_ uint8_t *arg)');
   const ioctlNone = f('int ioctl(int fd, unsigned long req, uint64_t arg)');
-  const mmap = f('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)');
+  const mmap = f('void *mmap(uint64_t addr, size_t len, int prot, int flags, int fd, int64_t off)');
   const munmap = f('int munmap(uint64_t addr, size_t len)');
+  const madvise = f('int madvise(uint64_t addr, size_t len, int advice)');
   const eventfd = f('int eventfd(unsigned int initval, int flags)');
   const read = f('int64_t read(int fd, _Out_ uint8_t *buf, size_t n)');
   const write = f('int64_t write(int fd, const uint8_t *buf, size_t n)');
@@ -51,14 +52,17 @@ export function createKoffiSys(): Sys {
       const r = ioctlNone(fd, request, 0) as number;
       return r < 0 ? -errno() : r;
     },
-    mmap: (length, prot, flags, fd, offset): Mapping => {
-      const ptr = mmap(null, length, prot, flags, fd, offset);
+    mmap: (length, prot, flags, fd, offset, at = 0n): Mapping => {
+      const ptr = mmap(at, length, prot, flags, fd, offset);
       const address = koffi.address(ptr);
       if (address === MAP_FAILED) throw new SysError('mmap', errno());
       return { address, length, buffer: koffi.view(ptr, length) };
     },
     munmap: (m) => {
       check('munmap', munmap(m.address, m.length));
+    },
+    madvise: (address, length, advice) => {
+      check('madvise', madvise(address, length, advice));
     },
     eventfd: (initial, flags) => check('eventfd', eventfd(initial, flags)),
     eventfdRead: (fd) => {

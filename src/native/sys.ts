@@ -18,8 +18,12 @@ export interface Sys {
    * throwing, so EINTR (a stop request) costs no exception on the hot path.
    */
   ioctlRaw(fd: number, request: number): number;
-  mmap(length: number, prot: number, flags: number, fd: number, offset: number): Mapping;
-  munmap(mapping: Mapping): void;
+  /** `address` is a hint, or with MAP_FIXED the place (inside a mapping of ours) to map at. */
+  mmap(length: number, prot: number, flags: number, fd: number, offset: number, address?: bigint): Mapping;
+  /** Unmaps a mapping, or any page-aligned part of one (only `address` and `length` are used). */
+  munmap(mapping: Pick<Mapping, 'address' | 'length'>): void;
+  /** madvise on part of a mapping of ours (MADV_HUGEPAGE for guest RAM). */
+  madvise(address: bigint, length: number, advice: number): void;
   eventfd(initial: number, flags: number): number;
   /** Reads the 8-byte counter of an eventfd; undefined when non-blocking and zero. */
   eventfdRead(fd: number): bigint | undefined;
@@ -84,7 +88,9 @@ export const PROT_WRITE = 2;
 export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
+export const MAP_FIXED = 0x10;
 export const MAP_NORESERVE = 0x4000;
+export const MADV_HUGEPAGE = 14;
 export const EFD_CLOEXEC = 0o2000000;
 export const EFD_NONBLOCK = 0o4000;
 export const POLLIN = 0x001;

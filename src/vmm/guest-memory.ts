@@ -113,7 +113,7 @@ export class GuestMemory implements DmaMemory {
       if (r.start < ISA_HOLE_START) pieces.push({ start: r.start, end: r.end < ISA_HOLE_START ? r.end : ISA_HOLE_START });
       if (r.end > HIGH_BASE) pieces.push({ start: r.start > HIGH_BASE ? r.start : HIGH_BASE, end: r.end });
       for (const p of pieces) {
-        const mapping = vm.allocate(Number(p.end - p.start));
+        const mapping = vm.allocateRam(Number(p.end - p.start), p.start);
         this.backed.push({ start: p.start, end: p.end, mapping });
         this.slot(p.start, Number(p.end - p.start), mapping.address, false);
       }

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages: the checking oracles (lspci, iasl), QEMU and a kernel for guest tests,
 # firmware nobody here wrote (SeaBIOS, GRUB, iPXE ROMs) for the monitor's end-to-end test.
 DEBIAN_PACKAGES=(
-  pciutils acpica-tools
+  pciutils acpica-tools dmidecode
   qemu-system-x86 qemu-system-data qemu-utils
   seabios grub-pc-bin grub-common ipxe-qemu
   busybox-static cpio xorriso mtools

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { GRUB_BEGIN_MARK, GRUB_END_MARK } from '../../src/host/firmware/grub.js';
+import { GRUB_BEGIN_MARK, GRUB_END_MARK, GRUB_SMBIOS_MARK } from '../../src/host/firmware/grub.js';
 import { haveFirmware } from '../../src/host/firmware/locate.js';
 import { decodeTable, type Madt } from '../../src/hw/acpi/tables/index.js';
 import { formatBdf } from '../../src/hw/pci/address.js';
@@ -213,7 +213,9 @@ test('acceptance: examples/desktop.yaml through SeaBIOS and GRUB — PCI topolog
   assert.ok(grubReserved.some((r) => r.start <= ecam && ecam + 0x1000_0000n <= r.end), `ECAM at 0x${ecam.toString(16)} reserved`);
 
   // 3. ACPI: the RSDP, the XSDT the loader built, then exactly the tables the generator made.
-  const acpi = body.slice(acpiAt);
+  const smbiosAt = body.indexOf(GRUB_SMBIOS_MARK);
+  assert.ok(smbiosAt > acpiAt, 'GRUB printed its SMBIOS lines after lsacpi');
+  const acpi = body.slice(acpiAt, smbiosAt);
   assert.ok(acpi.some((l) => /^RSDPv2 signature:RSD PTR  chksum:[0-9a-f]+ \(valid\)/.test(l)));
   const listed = acpi.flatMap((l) => {
     const m = LSACPI_LINE.exec(l);
@@ -277,6 +279,14 @@ test('acceptance: examples/desktop.yaml through SeaBIOS and GRUB — PCI topolog
   // GRUB's halt found \_S5 in our DSDT and wrote it to the FADT's PM1a_CNT: a clean power-off.
   assert.equal(report.reason.kind, 'poweroff');
   assert.match(stderr, new RegExp(`guest powered off \\(ACPI PM1a_CNT SLP_EN with SLP_TYP ${guest.pm.s5SleepType} \\(S5\\)\\)`));
+
+  // The SMBIOS SeaBIOS installed from fw_cfg is the plan's: GRUB's smbios command reads the
+  // system structure's manufacturer, product, serial and UUID (byte order included).
+  const smbios = composed.config.fwCfgFiles?.some((f) => f.name === 'etc/smbios/smbios-tables');
+  assert.ok(smbios, 'the monitor hands SMBIOS to the firmware');
+  const planned = loadPlan(PLAN).machine.smbios;
+  assert.ok(planned !== false && planned !== undefined);
+  assert.deepEqual(body.slice(smbiosAt + 1, smbiosAt + 5), [planned.manufacturer, planned.product, planned.serial, planned.uuid]);
 
   // 4. SeaBIOS ran the e1000's iPXE ROM (its boot entry is for the device at slot 3) and reported no errors.
   assert.match(debug, /Running option rom at c[0-9a-f]00:0003/);

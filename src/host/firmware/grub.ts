@@ -10,12 +10,15 @@ export class GrubBuildError extends HvmptError {}
 
 /** Printed by the report config before and after its listings, so readers can find them. */
 export const GRUB_BEGIN_MARK = 'hvmpt-grub-begin';
+/** Printed before the SMBIOS lines: system manufacturer, product, serial and UUID (type 1). */
+export const GRUB_SMBIOS_MARK = 'hvmpt-grub-smbios';
 export const GRUB_END_MARK = 'hvmpt-grub-end';
 
 /**
- * The embedded config of the acceptance image: everything to COM1, the three listings the
- * end-to-end test compares with the plan (PCI with BARs, the E820 map, the ACPI tables), then
- * power off through ACPI (GRUB's halt parses the DSDT's \_S5 and writes PM1a_CNT).
+ * The embedded config of the acceptance image: everything to COM1, the listings the
+ * end-to-end test compares with the plan (PCI with BARs, the E820 map, the ACPI tables, the
+ * SMBIOS system strings), then power off through ACPI (GRUB's halt parses the DSDT's \_S5
+ * and writes PM1a_CNT).
  */
 export const REPORT_CONFIG = [
   'serial --unit=0 --speed=115200',
@@ -25,11 +28,16 @@ export const REPORT_CONFIG = [
   'lspci -i',
   'lsmmap',
   'lsacpi',
+  `echo ${GRUB_SMBIOS_MARK}`,
+  'smbios --type 1 --get-string 4',
+  'smbios --type 1 --get-string 5',
+  'smbios --type 1 --get-string 7',
+  'smbios --type 1 --get-uuid 8',
   `echo ${GRUB_END_MARK}`,
   'halt',
 ].join('\n');
 
-const REPORT_MODULES = ['serial', 'terminal', 'terminfo', 'echo', 'lspci', 'lsmmap', 'lsacpi', 'halt'] as const;
+const REPORT_MODULES = ['serial', 'terminal', 'terminfo', 'echo', 'lspci', 'lsmmap', 'lsacpi', 'smbios', 'halt'] as const;
 
 /**
  * Builds a GRUB i386-pc core image with `config` embedded and puts lnxboot.img in front, so it

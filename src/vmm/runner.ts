@@ -8,7 +8,7 @@ import { RUN } from './kvm/abi.js';
 import type { RunReport } from './machine.js';
 import type { MachineConfig } from './machine-config.js';
 import { EXIT_COUNT, PROBE_REQUESTED, STOP_REQUESTED, type StopReason } from './vcpu-loop.js';
-import type { WorkerMessage } from './worker-protocol.js';
+import type { StartMessage, WorkerInput, WorkerMessage } from './worker-protocol.js';
 
 /** The machine could not be built or the vCPU thread died. */
 export class MachineError extends HvmptError {}
@@ -44,7 +44,23 @@ export interface RunningMachine {
 }
 
 const RING_BYTES = 1 << 20;
+const WORKER_URL = new URL('./worker.js', import.meta.url);
 let signalListenerInstalled = false;
+let prestarted: Worker | undefined;
+
+/**
+ * Starts the vCPU thread ahead of its machine, so that loading its modules (the device models,
+ * the KVM layer, koffi) overlaps with the main thread's own start and the plan's composition;
+ * the next `startMachine` hands it the machine. It holds no resources and does not keep the
+ * process alive while it waits (a run that fails before starting just exits).
+ */
+export function prestartVcpuThread(): void {
+  if (prestarted !== undefined) return;
+  prestarted = new Worker(WORKER_URL);
+  prestarted.unref();
+  // An early failure (a module that does not load) surfaces again when the machine starts.
+  prestarted.on('error', () => {});
+}
 
 /**
  * Starts a machine on its own vCPU thread. Guest output goes through shared rings drained
@@ -66,9 +82,17 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
   const stopShared = new SharedArrayBuffer(8);
   const stopFlag = new Int32Array(stopShared);
   const t0 = performance.now();
-  const worker = new Worker(new URL('./worker.js', import.meta.url), {
-    workerData: { config, serial: serial.shared, debug: debug.shared, serialIn: serialIn.shared, stop: stopShared },
-  });
+  const input: WorkerInput = { config, serial: serial.shared, debug: debug.shared, serialIn: serialIn.shared, stop: stopShared };
+  const early = prestarted;
+  prestarted = undefined;
+  let worker: Worker;
+  if (early !== undefined) {
+    worker = early;
+    worker.ref();
+    worker.postMessage({ type: 'start', input } satisfies StartMessage);
+  } else {
+    worker = new Worker(WORKER_URL, { workerData: input });
+  }
   let vcpu: { thread: bigint; run: Mapping } | undefined;
   let finished = false;
   let pendingStop: string | undefined;

@@ -65,9 +65,23 @@ export class Vm {
     this.sys.ioctlBuffer(fd, IOCTL.SET_IDENTITY_MAP_ADDR, idmap);
   }
 
-  /** Anonymous host memory to back guest RAM or a ROM; reserved lazily (untouched pages cost nothing). */
+  /**
+   * Anonymous host memory to back guest RAM, a ROM or a BAR; reserved lazily (untouched pages
+   * cost nothing). Advised for huge pages like all guest memory (see `allocateRam`), which also
+   * marks it as the guest's in /proc/PID/smaps (VmFlags `hg`), as QEMU's RAM blocks are.
+   */
   allocate(size: number): Mapping {
-    return this.sys.mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    const m = this.sys.mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    this.adviseHugePages(m.address, size);
+    return m;
+  }
+
+  private adviseHugePages(address: bigint, size: number): void {
+    try {
+      this.sys.madvise(address, size, MADV_HUGEPAGE);
+    } catch {
+      // THP disabled or not built: 4 KiB pages, slower but correct.
+    }
   }
 
   /**
@@ -93,11 +107,7 @@ export class Vm {
     }
     if (skew > 0) this.sys.munmap({ address: reserve.address, length: skew });
     if (span - skew - size > 0) this.sys.munmap({ address: start + BigInt(size), length: span - skew - size });
-    try {
-      this.sys.madvise(ram.address, size, MADV_HUGEPAGE);
-    } catch {
-      // THP disabled or not built: 4 KiB pages, slower but correct.
-    }
+    this.adviseHugePages(ram.address, size);
     return ram;
   }
 

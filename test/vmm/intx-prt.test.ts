@@ -10,7 +10,7 @@ import { loadPlan } from '../../src/plan/schema.js';
 import { ByteRing } from '../../src/vmm/byte-ring.js';
 import { composeMachine, type ComposedMachine } from '../../src/vmm/compose.js';
 import { Asm } from '../../src/vmm/guest/asm.js';
-import { MICRO_BIOS_BASE, microConfig } from '../../src/vmm/guest/micro.js';
+import { FLAT32_TABLES, flat32Tables, MICRO_BIOS_BASE, microConfig } from '../../src/vmm/guest/micro.js';
 import { Machine } from '../../src/vmm/machine.js';
 import type { MachineConfig } from '../../src/vmm/machine-config.js';
 import { runVcpu } from '../../src/vmm/vcpu-loop.js';
@@ -203,11 +203,8 @@ test('APIC model: each device\'s INTx reaches the IOAPIC pin its _PRT entry name
   // Flat 32-bit guest: GDT and IDT in the ROM image; stubs for vectors 0x30-0x47 load the
   // vector into AL and jump to one handler, which records it, reports it on COM1, drops the
   // line, EOIs the LAPIC and returns.
-  const GDT = 0xf000;
-  const IDT = 0xf100;
-  const DESC = 0xf900;
   const a = new Asm(32);
-  a.lgdt(MICRO_BIOS_BASE + DESC).lidt(MICRO_BIOS_BASE + DESC + 8);
+  a.lgdt(MICRO_BIOS_BASE + FLAT32_TABLES.gdtr).lidt(MICRO_BIOS_BASE + FLAT32_TABLES.idtr);
   a.storeImm(0xfee0_00f0, 0x1ff, 4); // LAPIC on, spurious vector 0xFF
   out8(a, 0x21, 0xff);
   out8(a, 0xa1, 0xff); // only the IOAPIC delivers
@@ -245,30 +242,9 @@ test('APIC model: each device\'s INTx reaches the IOAPIC pin its _PRT entry name
   a.storeImm(0xfee0_00b0, 0, 4); // LAPIC EOI
   a.movImm('esp', STACK, 4).raw(0xff, 0x25, ...le32(RESUME)); // jmp [RESUME]
 
-  const gdt = new Uint8Array(24);
-  const gv = new DataView(gdt.buffer);
-  // Accessed bits set: the GDT is in ROM, and a CPU setting one on a segment load would write there.
-  gv.setBigUint64(8, 0x00cf9b000000ffffn, true);
-  gv.setBigUint64(16, 0x00cf93000000ffffn, true);
-  const idt = new Uint8Array(8 * 256);
-  const iv = new DataView(idt.buffer);
-  stubs.forEach((off, g) => {
-    const target = MICRO_BIOS_BASE + off;
-    const at = (VECTOR_BASE + g) * 8;
-    iv.setUint16(at, target & 0xffff, true);
-    iv.setUint16(at + 2, 0x08, true);
-    iv.setUint8(at + 5, 0x8e);
-    iv.setUint16(at + 6, target >>> 16, true);
-  });
   const code = a.bytes();
   for (const r of resumes) new DataView(code.buffer, code.byteOffset).setUint32(r.at, MICRO_BIOS_BASE + r.to, true);
-  const desc = new Uint8Array(16);
-  const dv = new DataView(desc.buffer);
-  dv.setUint16(0, gdt.length - 1, true);
-  dv.setUint32(2, MICRO_BIOS_BASE + GDT, true);
-  dv.setUint16(8, idt.length - 1, true);
-  dv.setUint32(10, MICRO_BIOS_BASE + IDT, true);
-  const config = microConfig(code, { flat32: true, data: [{ offset: GDT, bytes: gdt }, { offset: IDT, bytes: idt }, { offset: DESC, bytes: desc }] });
+  const config = microConfig(code, { flat32: true, data: flat32Tables(new Map(stubs.map((off, g) => [VECTOR_BASE + g, off]))) });
   const r = runWithTrigger(c, config, devices);
   assert.deepEqual(r.reason, { kind: 'debug-exit', code: (0x21 << 1) | 1 });
   const plan = devices.map((d, i) => `${d.fn.id} slot ${d.slot} pin ${'ABCD'[d.pin]}: _PRT GSI ${expected[i]}`).join('; ');

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { loadSys } from '../../src/native/index.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK } from '../../src/native/sys.js';
 import { Asm } from '../../src/vmm/guest/asm.js';
-import { MICRO_BIOS_BASE, microConfig } from '../../src/vmm/guest/micro.js';
+import { FLAT32_TABLES, flat32Tables, MICRO_BIOS_BASE, microConfig } from '../../src/vmm/guest/micro.js';
 import { runMachine, startMachine, type RunResult } from '../../src/vmm/runner.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
 
@@ -128,11 +128,8 @@ test('an MSI route (KVM_SET_GSI_ROUTING) fed by an irqfd reaches the LAPIC; ioev
   const ioFd = sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   try {
     // Flat 32-bit guest: GDT and IDT in the ROM image, LAPIC software-enabled, vector 0x40 handler exits.
-    const GDT = 0xf000;
-    const IDT = 0xf100;
-    const DESC = 0xf900;
     const a = new Asm(32);
-    a.lgdt(MICRO_BIOS_BASE + DESC).lidt(MICRO_BIOS_BASE + DESC + 8);
+    a.lgdt(MICRO_BIOS_BASE + FLAT32_TABLES.gdtr).lidt(MICRO_BIOS_BASE + FLAT32_TABLES.idtr);
     a.storeImm(0xfee0_00f0, 0x1ff, 4); // LAPIC SVR: enable, spurious vector 0xFF
     a.movImm('edx', 0x510, 2).movImm('eax', 7, 2); // prepare an ioeventfd write
     a.movImm('edx', 0x700, 2).outDx(2).outDx(2).outDx(2); // three writes to the ioeventfd port
@@ -140,30 +137,9 @@ test('an MSI route (KVM_SET_GSI_ROUTING) fed by an irqfd reaches the LAPIC; ioev
     a.sti().label('idle').hlt().jmp('idle');
     const handler = a.offset;
     finish(a, 0x55);
-    const gdt = new Uint8Array(24);
-    const gv = new DataView(gdt.buffer);
-    gv.setBigUint64(8, 0x00cf9a000000ffffn, true); // flat 32-bit code
-    gv.setBigUint64(16, 0x00cf92000000ffffn, true); // flat data
-    const idt = new Uint8Array(8 * 256);
-    const iv = new DataView(idt.buffer);
-    const target = MICRO_BIOS_BASE + handler;
-    iv.setUint16(0x40 * 8, target & 0xffff, true);
-    iv.setUint16(0x40 * 8 + 2, 0x08, true);
-    iv.setUint8(0x40 * 8 + 5, 0x8e);
-    iv.setUint16(0x40 * 8 + 6, target >>> 16, true);
-    const desc = new Uint8Array(16);
-    const dv = new DataView(desc.buffer);
-    dv.setUint16(0, gdt.length - 1, true);
-    dv.setUint32(2, MICRO_BIOS_BASE + GDT, true);
-    dv.setUint16(8, idt.length - 1, true);
-    dv.setUint32(10, MICRO_BIOS_BASE + IDT, true);
     const config = microConfig(a.bytes(), {
       flat32: true,
-      data: [
-        { offset: GDT, bytes: gdt },
-        { offset: IDT, bytes: idt },
-        { offset: DESC, bytes: desc },
-      ],
+      data: flat32Tables(new Map([[0x40, handler]])),
       interruptFds: [{ gsi: 24, fd: msiFd, msi: { address: 0xfee0_0000n, data: 0x40 } }],
       ioEventFds: [{ port: 0x700, length: 2, fd: ioFd }],
     });

@@ -67,7 +67,7 @@ export function registerRun(program: Command): void {
       }
       await serial.close();
       if (firmwareLog !== undefined) await new Promise((r) => firmwareLog.end(r));
-      if (opts.report !== undefined) writeFileSync(opts.report, JSON.stringify({ reason: result.reason, boots, wallMs: result.wallMs, ...result.report }, null, 2) + '\n');
+      if (opts.report !== undefined) writeFileSync(opts.report, JSON.stringify({ reason: result.reason, boots, wallMs: result.wallMs, devices: composed.devices, ...result.report }, null, 2) + '\n');
       const r = result.report;
       const actions = new Map<string, number>();
       for (const m of r.barMappings) if (m.action !== 'unmapped') actions.set(m.action, (actions.get(m.action) ?? 0) + 1);

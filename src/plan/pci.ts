@@ -131,6 +131,17 @@ const window = z
 
 // ---------------------------------------------------------------- the section
 
+/**
+ * How a device is held (the device categories of docs/pci.md): `allocation` dedicated (this
+ * guest's for the host's lifetime) or dynamic (taken when the guest starts, given back when it
+ * stops); `sharing` exclusive (one user at a time) or shared (the host or other guests use it
+ * too, as with a VF's parent or a mediated device).
+ */
+export const deviceUse = z.strictObject({
+  allocation: z.enum(['dedicated', 'dynamic']).optional(),
+  sharing: z.enum(['exclusive', 'shared']).optional(),
+});
+
 const hideRule = z
   .strictObject({ bdf: bdfText.optional(), id: vendorDevice.optional() })
   .refine((r) => r.bdf !== undefined || r.id !== undefined, 'give bdf, id (vendor:device), or both');
@@ -145,6 +156,7 @@ const fakeBridge = z.strictObject({
 const emulatedDevice = z.strictObject({
   name,
   at: location,
+  use: deviceUse.optional(),
   model: z.string(),
   options: z.record(z.string(), z.unknown()).optional(),
 });
@@ -152,6 +164,7 @@ const emulatedDevice = z.strictObject({
 const realDevice = z.strictObject({
   name,
   at: location,
+  use: deviceUse.optional(),
   /** An lspci -x/-xxx/-xxxx dump, a sysfs config binary or device directory; relative to the plan file. */
   dump: z.string().min(1),
   /** Which function of the dump (default: its only one). */
@@ -160,6 +173,7 @@ const realDevice = z.strictObject({
 
 const functionPolicy = z.strictObject({
   target: z.string().min(1),
+  use: deviceUse.optional(),
   bars: z.array(barPolicy).optional(),
   capabilities: capabilityPolicy.optional(),
   unclaimed: z.enum(['pass', 'read-only', 'hide']).optional(),

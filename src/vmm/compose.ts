@@ -20,6 +20,7 @@ import { parseOptionRom, romMismatch } from '../host/firmware/option-rom.js';
 import { setRangesType } from '../hw/mem/e820-edit.js';
 import type { GuestWindows } from '../hw/pci/allocator.js';
 import { guestAcpi, type GuestAcpi } from './guest-acpi.js';
+import { deviceUses, formatDeviceUses, type DeviceUse } from './device-use.js';
 import { composePlatformPci, DEFAULT_ECAM_BASE, ECAM_BUSES, guestPciWindows, NO_CHIPSET_HOOKS, PCI_MEM32_END, PciWindowError, type PciMachineConfig } from './pci-platform.js';
 import type { Plan } from '../plan/schema.js';
 import { guestSmbios, SMBIOS_FILES } from '../hw/smbios/index.js';
@@ -36,6 +37,8 @@ export interface ComposedMachine {
   readonly protection: ProtectionMap | undefined;
   /** The guest's PCI bus as composed before boot (the firmware then programs it). */
   readonly pci: ComposedPci;
+  /** Each device's category (real/emulated/fake, dedicated/dynamic, exclusive/shared). */
+  readonly devices: readonly DeviceUse[];
   /** The guest's ACPI tables, as the firmware's table loader gets them. */
   readonly acpi: GuestAcpi;
   /** The host bridge's windows: the tables' _CRS, where the firmware places BARs. */
@@ -115,6 +118,9 @@ export function composeMachine(plan: Plan, planFile: string): ComposedMachine {
   }
   const ecamBase = chooseEcamBase(plan, planFile);
   const pci = composePciConfig(plan, planFile, ram, ecamBase, summary);
+  const devices = deviceUses(plan, pci.composed);
+  if (devices.problems.length > 0) throw new PlanError(planFile, devices.problems);
+  if (devices.uses.length > 0) summary.push(`pci: devices: ${formatDeviceUses(devices.uses)}`);
   // The platform's own address space: the ECAM window is reserved in the E820 (as firmware
   // does for an MMCONFIG window) and kept out of the host bridge's windows.
   const ecam = { start: ecamBase, end: ecamBase + BigInt(ECAM_BUSES) * 0x10_0000n };
@@ -143,7 +149,7 @@ export function composeMachine(plan: Plan, planFile: string): ComposedMachine {
     s5SleepType: acpi.pm.s5SleepType,
     ...(protection === undefined ? {} : { protection: protection.grants }),
   };
-  return { config, e820, protection, pci: pci.composed, acpi, windows, summary };
+  return { config, e820, protection, pci: pci.composed, devices: devices.uses, acpi, windows, summary };
 }
 
 /**

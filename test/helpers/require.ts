@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { haveFirmware } from '../../src/host/firmware/locate.js';
 import { accessSync, constants } from 'node:fs';
 import type { TestContext } from 'node:test';
 
@@ -26,4 +27,19 @@ export function haveKvm(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The firmware a boot through SeaBIOS and GRUB needs (Debian seabios, qemu-system-data's
+ * linuxboot ROM, grub-pc-bin's lnxboot.img and grub-mkimage); `grub: false` asks only for the
+ * linuxboot ROM a direct kernel boot uses.
+ */
+export function skipUnlessBootFirmware(t: TestContext, grub = true): boolean {
+  const need: string[] = (grub ? (['seabios', 'linuxbootDma', 'lnxboot'] as const) : (['linuxbootDma'] as const)).filter((f) => !haveFirmware(f));
+  if (grub && !haveCommand('grub-mkimage')) need.push('grub-mkimage');
+  if (need.length === 0) return true;
+  const line = `SKIPPED (firmware or grub-mkimage missing: ${need.join(', ')}; run scripts/setup.sh): ${t.name}`;
+  process.stdout.write(line + '\n');
+  t.skip(line);
+  return false;
 }

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { GRUB_BEGIN_MARK, GRUB_END_MARK, GRUB_SMBIOS_MARK } from '../../src/host/firmware/grub.js';
-import { haveFirmware } from '../../src/host/firmware/locate.js';
 import { decodeTable, type Madt } from '../../src/hw/acpi/tables/index.js';
 import { formatBdf } from '../../src/hw/pci/address.js';
 import type { SeenAcpi } from '../../src/vmm/acpi-readback.js';
@@ -12,7 +11,7 @@ import { loadPlan } from '../../src/plan/schema.js';
 import { composeMachine } from '../../src/vmm/compose.js';
 import type { MappingLogEntry } from '../../src/vmm/pci-runtime.js';
 import { REPO_ROOT } from '../helpers/paths.js';
-import { haveCommand } from '../helpers/require.js';
+import { skipUnlessBootFirmware } from '../helpers/require.js';
 import { hvmpt } from '../helpers/run.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
 
@@ -119,13 +118,7 @@ function grubMadt(madt: Madt): string[] {
 
 test('acceptance: examples/desktop.yaml through SeaBIOS and GRUB — PCI topology and BARs, E820, ACPI, option ROM', { timeout: 300_000 }, (t) => {
   if (!skipUnlessKvm(t)) return;
-  const missing = (['seabios', 'linuxbootDma', 'lnxboot'] as const).filter((f) => !haveFirmware(f));
-  if (missing.length > 0 || !haveCommand('grub-mkimage')) {
-    const line = `SKIPPED (firmware or grub-mkimage missing: ${missing.join(', ') || 'grub-mkimage'}; run scripts/setup.sh): ${t.name}`;
-    process.stdout.write(line + '\n');
-    t.skip(line);
-    return;
-  }
+  if (!skipUnlessBootFirmware(t)) return;
   // What the plan says, composed here without booting anything.
   const plan = loadPlan(PLAN);
   const composed = composeMachine(plan, PLAN);

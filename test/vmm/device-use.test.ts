@@ -3,12 +3,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { haveFirmware } from '../../src/host/firmware/locate.js';
 import { PlanError } from '../../src/plan/load.js';
 import { loadPlan } from '../../src/plan/schema.js';
 import { composeMachine, type ComposedMachine } from '../../src/vmm/compose.js';
 import { REPO_ROOT } from '../helpers/paths.js';
-import { haveCommand } from '../helpers/require.js';
+import { skipUnlessBootFirmware } from '../helpers/require.js';
 
 /**
  * Device categories (real / emulated / fake, dedicated / dynamic, exclusive / shared): the
@@ -19,13 +18,7 @@ import { haveCommand } from '../helpers/require.js';
 const DESKTOP = readFileSync(join(REPO_ROOT, 'examples', 'desktop.yaml'), 'utf8').replaceAll('../../shared', resolve(REPO_ROOT, '..', 'shared'));
 
 function compose(t: TestContext, edit: (plan: string) => string): ComposedMachine | PlanError | undefined {
-  const missing = (['seabios', 'linuxbootDma', 'lnxboot'] as const).filter((f) => !haveFirmware(f));
-  if (missing.length > 0 || !haveCommand('grub-mkimage')) {
-    const line = `SKIPPED (firmware or grub-mkimage missing; run scripts/setup.sh): ${t.name}`;
-    process.stdout.write(line + '\n');
-    t.skip(line);
-    return undefined;
-  }
+  if (!skipUnlessBootFirmware(t)) return undefined;
   const dir = mkdtempSync(join(tmpdir(), 'hvmpt-device-use-'));
   try {
     const file = join(dir, 'plan.yaml');

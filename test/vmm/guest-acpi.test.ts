@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { haveFirmware } from '../../src/host/firmware/locate.js';
+import { test } from 'node:test';
 import { loadCapture } from '../../src/host/pci/load.js';
 import { formatAcpidump, parseAcpidump } from '../../src/hw/acpi/dump/acpidump.js';
 import { generateGuestTables } from '../../src/hw/acpi/generate/generate.js';
@@ -28,7 +27,7 @@ import { defaultPcRouting } from '../../src/vmm/kvm/vm.js';
 import { VCPU_COUNT } from '../../src/vmm/machine-config.js';
 import { ECAM_BUSES } from '../../src/vmm/pci-platform.js';
 import { fixture, REPO_ROOT } from '../helpers/paths.js';
-import { haveCommand } from '../helpers/require.js';
+import { skipUnlessBootFirmware } from '../helpers/require.js';
 import { hvmpt } from '../helpers/run.js';
 
 /**
@@ -44,14 +43,6 @@ import { hvmpt } from '../helpers/run.js';
 
 const DESKTOP = join(REPO_ROOT, 'examples', 'desktop.yaml');
 
-function skipWithout(t: TestContext, grub: boolean): boolean {
-  const need = (grub ? (['seabios', 'linuxbootDma', 'lnxboot'] as const) : (['linuxbootDma'] as const)).filter((f) => !haveFirmware(f));
-  if (need.length === 0 && (!grub || haveCommand('grub-mkimage'))) return true;
-  const line = `SKIPPED (firmware or grub-mkimage missing: ${need.join(', ') || 'grub-mkimage'}; run scripts/setup.sh): ${t.name}`;
-  process.stdout.write(line + '\n');
-  t.skip(line);
-  return false;
-}
 
 /** A plan in a scratch directory, with a stand-in firmware and kernel: composing reads them, nothing boots. */
 function scratchPlan(yaml: string, files: Record<string, Uint8Array | string> = {}): { file: string; dir: string; done: () => void } {
@@ -83,7 +74,7 @@ function system(): SystemControl & { events: string[] } {
 }
 
 test('generated tables say what the monitor does: ECAM, PM block, reset, \\_S5, vCPUs, IOAPIC, windows', (t) => {
-  if (!skipWithout(t, true)) return;
+  if (!skipUnlessBootFirmware(t, true)) return;
   const c = composeMachine(loadPlan(DESKTOP), DESKTOP);
   assert.equal(c.acpi.source, 'generated');
   const ecam = c.config.pci!.ecamBase;
@@ -149,7 +140,7 @@ test('generated tables say what the monitor does: ECAM, PM block, reset, \\_S5, 
 });
 
 test('the generated _PRT routes every function of the composed bus the way the monitor\'s PIIX3 PIRQ router does', (t) => {
-  if (!skipWithout(t, true)) return;
+  if (!skipUnlessBootFirmware(t, true)) return;
   const c = composeMachine(loadPlan(DESKTOP), DESKTOP);
   const prt = readPrt(namespaceOf(c.acpi.tables), '\\_SB.PCI0');
   assert.ok(prt?.kind === 'by-model');
@@ -179,7 +170,7 @@ test('the generated _PRT routes every function of the composed bus the way the m
 });
 
 test('the desktop plan\'s hidden SMBus is in none of the tables the guest gets', (t) => {
-  if (!skipWithout(t, true)) return;
+  if (!skipUnlessBootFirmware(t, true)) return;
   const c = composeMachine(loadPlan(DESKTOP), DESKTOP);
   const hidden = c.pci.hidden.map((e) => e.capturedBdf!);
   assert.equal(hidden.length, 1);
@@ -194,7 +185,7 @@ test('the desktop plan\'s hidden SMBus is in none of the tables the guest gets',
 });
 
 test('host tables (acpi.tables: host): a function pci.hide hides is absent from every table the guest gets', (t) => {
-  if (!skipWithout(t, false)) return;
+  if (!skipUnlessBootFirmware(t, false)) return;
   const capture = fixture('pci', 'pciutils-tests', 'tree-asus-p6t6');
   const x230 = fixture('acpi', 'laptop-lenovo-thinkpad-x230-intel.acpidump.txt');
   // The ThinkPad X230's own tables, with the PCH SMBus at 00:1f.3 (\_SB.PCI0.SMBU), on a bus
@@ -228,7 +219,7 @@ test('host tables (acpi.tables: host): a function pci.hide hides is absent from 
 });
 
 test('exposed host tables: an SSDT loads on the generated namespace without the hidden function; a raw table naming it is refused', (t) => {
-  if (!skipWithout(t, false)) return;
+  if (!skipUnlessBootFirmware(t, false)) return;
   // A host whose tables describe every function of a real capture (as its firmware's would),
   // with an SSDT that references the SMBus at 00:1f.3 and a vendor table naming its path.
   const captureFile = fixture('pci', 'pciutils-tests', 'tree-asus-p6t6');
@@ -278,7 +269,7 @@ test('exposed host tables: an SSDT loads on the generated namespace without the 
 });
 
 test('plan errors in the acpi section name their paths, before anything runs', (t) => {
-  if (!skipWithout(t, false)) return;
+  if (!skipUnlessBootFirmware(t, false)) return;
   const x230 = fixture('acpi', 'laptop-lenovo-thinkpad-x230-intel.acpidump.txt');
   const cases: Array<[string, string[]]> = [
     [
@@ -321,7 +312,7 @@ test('plan errors in the acpi section name their paths, before anything runs', (
 });
 
 test('machine.ecamBase and the generated MCFG name one window; the ECAM must end below the IOAPIC', (t) => {
-  if (!skipWithout(t, false)) return;
+  if (!skipUnlessBootFirmware(t, false)) return;
   const p = scratchPlan(`memory: { size: 64M }\nacpi:\n  generate: { ecam: { base: 0xa0000000 } }\n${MACHINE}`);
   try {
     // Only the tables name it: the monitor decodes it there.

@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { haveFirmware } from '../../src/host/firmware/locate.js';
 import type { PciFunction } from '../../src/hw/pci/function.js';
 import { loadSys } from '../../src/native/index.js';
 import { loadPlan } from '../../src/plan/schema.js';
@@ -16,7 +15,7 @@ import type { MachineConfig } from '../../src/vmm/machine-config.js';
 import { runVcpu } from '../../src/vmm/vcpu-loop.js';
 import { acpiexec, type AcpiexecValue } from '../acpi/generate/acpiexec.js';
 import { REPO_ROOT } from '../helpers/paths.js';
-import { haveCommand, skipUnlessCommand } from '../helpers/require.js';
+import { skipUnlessBootFirmware, skipUnlessCommand } from '../helpers/require.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
 
 /**
@@ -73,13 +72,7 @@ function wired(c: ComposedMachine): Wired[] {
 
 function composeOrSkip(t: TestContext): ComposedMachine | undefined {
   if (!skipUnlessKvm(t) || !skipUnlessCommand(t, 'acpiexec', 'acpica-tools')) return undefined;
-  const missing = (['seabios', 'linuxbootDma', 'lnxboot'] as const).filter((f) => !haveFirmware(f));
-  if (missing.length > 0 || !haveCommand('grub-mkimage')) {
-    const line = `SKIPPED (firmware or grub-mkimage missing; run scripts/setup.sh): ${t.name}`;
-    process.stdout.write(line + '\n');
-    t.skip(line);
-    return undefined;
-  }
+  if (!skipUnlessBootFirmware(t)) return undefined;
   return composeMachine(loadPlan(DESKTOP), DESKTOP);
 }
 

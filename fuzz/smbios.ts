@@ -1,5 +1,6 @@
 import { decodeEntryPoint, decodeStructures, guestSmbios, SmbiosDecodeError, structureString, type EncodedSmbios } from '../src/hw/smbios/index.js';
 import { mulberry32 } from '../src/util/rng.js';
+import { runMutations, type MutationStats } from './_mutations.js';
 
 /**
  * `npm run fuzz -- smbios [iterations] [seed]`: mutates SMBIOS tables hvmpt generates (several
@@ -7,13 +8,6 @@ import { mulberry32 } from '../src/util/rng.js';
  * flips, byte stores, truncation and lying length fields, and decodes them. Each input must end
  * in structures or a SmbiosDecodeError, within a time bound.
  */
-export interface FuzzStats {
-  readonly inputs: number;
-  readonly decoded: number;
-  readonly rejected: number;
-  readonly slowestMs: number;
-}
-
 const GiB = 1n << 30n;
 
 export function corpus(): EncodedSmbios[] {
@@ -24,16 +18,13 @@ export function corpus(): EncodedSmbios[] {
   ];
 }
 
-export function fuzzSmbios(inputs: readonly EncodedSmbios[], iterations: number, seed: number): FuzzStats {
+export function fuzzSmbios(inputs: readonly EncodedSmbios[], iterations: number, seed: number): MutationStats {
   const next = mulberry32(seed);
   const below = (n: number): number => Math.floor(next() * n);
-  let decoded = 0;
-  let rejected = 0;
-  let slowestMs = 0;
-  for (let i = 0; i < iterations; i++) {
+  const make = (): { anchor: Uint8Array; tables: Uint8Array } => {
     const src = inputs[below(inputs.length)]!;
     const anchor = Uint8Array.from(src.anchor);
-    let tables = Uint8Array.from(src.tables);
+    const tables = Uint8Array.from(src.tables);
     const target = below(4) === 0 ? anchor : tables;
     for (let k = 1 + below(6); k > 0; k--) {
       const at = below(target.length);
@@ -44,26 +35,25 @@ export function fuzzSmbios(inputs: readonly EncodedSmbios[], iterations: number,
       else if (kind === 2 && target === tables) target[at] = [0, 1, 3, 4, 0xff][below(5)]!;
       else target[at] = 0;
     }
-    if (below(3) === 0) tables = tables.subarray(0, below(tables.length + 1));
-    const started = performance.now();
-    try {
+    return { anchor, tables: below(3) === 0 ? tables.subarray(0, below(tables.length + 1)) : tables };
+  };
+  return runMutations({
+    iterations,
+    seed,
+    budgetMs: 1000,
+    make,
+    run: ({ anchor, tables }) => {
       decodeEntryPoint(anchor, 'fuzz anchor');
       for (const s of decodeStructures(tables, 'fuzz table')) for (let o = 4; o < s.formatted.length; o++) structureString(s, o);
-      decoded++;
-    } catch (err) {
-      if (!(err instanceof SmbiosDecodeError)) throw new Error(`iteration ${i} (seed ${seed}) threw ${String(err)}`);
-      rejected++;
-    }
-    const ms = performance.now() - started;
-    if (ms > slowestMs) slowestMs = ms;
-    if (ms > 1000) throw new Error(`iteration ${i} (seed ${seed}) took ${ms.toFixed(0)} ms`);
-  }
-  return { inputs: iterations, decoded, rejected, slowestMs };
+    },
+    typed: (err) => err instanceof SmbiosDecodeError,
+    describe: ({ anchor, tables }) => `anchor ${Buffer.from(anchor).toString('hex')}\ntables ${Buffer.from(tables).toString('hex').slice(0, 4000)}`,
+  });
 }
 
 export async function main(args: readonly string[]): Promise<void> {
   const iterations = Number(args[0] ?? 100_000);
   const seed = Number(args[1] ?? Date.now() % 1_000_000);
   const stats = fuzzSmbios(corpus(), iterations, seed);
-  process.stdout.write(`seed: ${seed}\ninputs: ${stats.inputs}\ndecoded: ${stats.decoded}\nrejected (SmbiosDecodeError): ${stats.rejected}\nslowest ms: ${stats.slowestMs.toFixed(2)}\n`);
+  process.stdout.write(`seed: ${seed}\ninputs: ${stats.inputs}\ndecoded: ${stats.accepted}\nrejected (SmbiosDecodeError): ${stats.rejected}\nslowest ms: ${stats.slowestMs.toFixed(2)}\n`);
 }

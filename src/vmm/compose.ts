@@ -23,9 +23,9 @@ import { guestAcpi, type GuestAcpi } from './guest-acpi.js';
 import { deviceUses, formatDeviceUses, type DeviceUse } from './device-use.js';
 import { composePlatformPci, DEFAULT_ECAM_BASE, ECAM_BUSES, guestPciWindows, NO_CHIPSET_HOOKS, PCI_MEM32_END, PciWindowError, type PciMachineConfig } from './pci-platform.js';
 import type { Plan } from '../plan/schema.js';
-import { guestSmbios, SMBIOS_FILES } from '../hw/smbios/index.js';
+import { encodeSmbios, guestSmbiosStructures, SMBIOS_FILES, uuidFromText } from '../hw/smbios/index.js';
 import { formatSize } from '../util/format.js';
-import { ordinaryLayout, type RamLayout } from './guest-memory.js';
+import { ordinaryLayout, ramTotal, type RamLayout } from './guest-memory.js';
 import { defaultE820, VCPU_COUNT, type MachineConfig } from './machine-config.js';
 
 /** What a plan becomes on the monitor: the machine to build, and the facts a report shows. */
@@ -162,9 +162,11 @@ function smbiosFiles(plan: Plan, ram: RamLayout, summary: string[]): Array<{ nam
     summary.push('SMBIOS: none given (the firmware makes its own)');
     return [];
   }
-  const uuid = s?.uuid === undefined ? undefined : Uint8Array.from(s.uuid.replace(/-/g, '').match(/../g)!, (h) => parseInt(h, 16));
-  const { anchor, tables } = guestSmbios({ ...s, uuid, cpus: VCPU_COUNT, ram: ram.ranges });
-  summary.push(`SMBIOS: ${s?.manufacturer ?? 'hvmpt'} ${s?.product ?? 'hvmpt guest'}, ${VCPU_COUNT} processor(s), ${formatSize(ram.ranges.reduce((n, r) => n + (r.end - r.start), 0n))} of memory (${tables.length} bytes)`);
+  const uuid = s?.uuid === undefined ? undefined : uuidFromText(s.uuid);
+  const structures = guestSmbiosStructures({ ...s, uuid, cpus: VCPU_COUNT, ram: ram.ranges });
+  const { anchor, tables } = encodeSmbios(structures);
+  const system = structures.find((x) => x.type === 1);
+  summary.push(`SMBIOS: ${system?.manufacturer} ${system?.product}, ${VCPU_COUNT} processor(s), ${formatSize(ramTotal(ram))} of memory (${tables.length} bytes)`);
   return [
     { name: SMBIOS_FILES.anchor, data: anchor },
     { name: SMBIOS_FILES.tables, data: tables },

@@ -19,6 +19,7 @@ import {
   structureString,
   word,
   type SmbiosFacts,
+  uuidFromText,
 } from '../../src/hw/smbios/index.js';
 import { parseStructuredText, PlanError, validate } from '../../src/plan/load.js';
 import { planSchema } from '../../src/plan/schema.js';
@@ -27,7 +28,6 @@ import { skipUnlessCommand } from '../helpers/require.js';
 
 const GiB = 1n << 30n;
 const UUID = '4c4c4544-0031-3610-8039-b4c04f4e3532';
-const uuidBytes = (s: string): Uint8Array => Uint8Array.from(s.replace(/-/g, '').match(/../g)!, (h) => parseInt(h, 16));
 
 /** A guest with RAM below and above 4 GiB, more than one 16 GiB memory device, a UUID. */
 const FACTS: SmbiosFacts = {
@@ -42,7 +42,7 @@ const FACTS: SmbiosFacts = {
   version: '1.2',
   serial: 'SN-0042',
   family: 'Edge',
-  uuid: uuidBytes(UUID),
+  uuid: uuidFromText(UUID),
   cpuMhz: 2400,
 };
 

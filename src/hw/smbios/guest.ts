@@ -17,6 +17,11 @@ export interface SmbiosFacts {
   readonly cpuMhz?: number;
 }
 
+/** A UUID's 16 bytes from its text form (`4c4c4544-0031-...`, as the plan checks it), in text order. */
+export function uuidFromText(text: string): Uint8Array {
+  return Uint8Array.from(text.replace(/-/g, '').match(/../g) ?? [], (h) => parseInt(h, 16));
+}
+
 /** Each memory device covers at most this much, as on QEMU's PCs. */
 const DIMM_MAX = 16n << 30n;
 const MiB = 1n << 20n;

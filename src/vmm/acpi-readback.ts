@@ -2,9 +2,13 @@
  * The ACPI tables as the guest's memory holds them, found the way an OS finds them: the RSDP
  * by its signature on a 16-byte boundary in the EBDA's first KiB or 0xE0000-0xFFFFF, then the
  * XSDT (or RSDT) and the FADT's DSDT and FACS. The monitor reads them after a run, so a report
- * shows what the firmware's table loader really left for the guest, byte for byte. Only
- * DataView here: this runs in the vCPU thread, which does not load the ACPI layer.
+ * shows what the firmware's table loader really left for the guest, byte for byte. It runs in
+ * the vCPU thread, so it takes only the ACPI layer's offsets and checksum, not its codecs.
  */
+import { checksumOk } from '../hw/acpi/checksum.js';
+import { HEADER_SIZE, HeaderOffset } from '../hw/acpi/tables/header.js';
+import { RSDP_SIGNATURE, RsdpOffset } from '../hw/acpi/tables/rsdp.js';
+
 
 /** Reads guest RAM (read-only shadow included); undefined where it is not RAM. */
 export type GuestPeek = (address: bigint, length: number) => Uint8Array | undefined;
@@ -31,9 +35,11 @@ export interface SeenAcpi {
   readonly problems: readonly string[];
 }
 
-const RSDP_SIGNATURE = 'RSD PTR ';
-const HEADER = 36;
+/** The RSDP's first checksum covers the ACPI 1.0 part, before `length`. */
+const RSDP_V1_SIZE = RsdpOffset.length;
+const RSDP_V2_SIZE = 36;
 const MAX_TABLE = 1 << 20;
+// FADT fields the walk follows (ACPI 6.5 table 5.9).
 const FADT_FIRMWARE_CTRL = 36;
 const FADT_DSDT = 40;
 const FADT_X_FIRMWARE_CTRL = 132;
@@ -41,7 +47,6 @@ const FADT_X_DSDT = 140;
 
 const hex = (v: bigint | number): string => '0x' + v.toString(16);
 const latin1 = (b: Uint8Array): string => String.fromCharCode(...b);
-const sum8 = (b: Uint8Array): number => b.reduce((s, x) => (s + x) & 0xff, 0);
 
 function findRsdp(peek: GuestPeek): { address: bigint; bytes: Uint8Array } | undefined {
   const ebdaPointer = peek(0x40en, 2);
@@ -52,12 +57,12 @@ function findRsdp(peek: GuestPeek): { address: bigint; bytes: Uint8Array } | und
   for (const [start, end] of areas) {
     const area = peek(BigInt(start), end - start);
     if (area === undefined) continue;
-    for (let off = 0; off + 20 <= area.length; off += 16) {
-      if (latin1(area.subarray(off, off + 8)) !== RSDP_SIGNATURE) continue;
-      if (sum8(area.subarray(off, off + 20)) !== 0) continue;
-      const revision = area[off + 15]!;
-      const length = revision >= 2 && off + 24 <= area.length ? new DataView(area.buffer, area.byteOffset + off + 20, 4).getUint32(0, true) : 20;
-      return { address: BigInt(start + off), bytes: area.slice(off, off + Math.min(Math.max(length, 20), 36)) };
+    for (let off = 0; off + RSDP_V1_SIZE <= area.length; off += 16) {
+      if (latin1(area.subarray(off, off + RSDP_SIGNATURE.length)) !== RSDP_SIGNATURE) continue;
+      if (!checksumOk(area, off, off + RSDP_V1_SIZE)) continue;
+      const revision = area[off + RsdpOffset.revision]!;
+      const length = revision >= 2 && off + RsdpOffset.length + 4 <= area.length ? new DataView(area.buffer, area.byteOffset + off + RsdpOffset.length, 4).getUint32(0, true) : RSDP_V1_SIZE;
+      return { address: BigInt(start + off), bytes: area.slice(off, off + Math.min(Math.max(length, RSDP_V1_SIZE), RSDP_V2_SIZE)) };
     }
   }
   return undefined;
@@ -69,24 +74,24 @@ export function readGuestAcpi(peek: GuestPeek): SeenAcpi {
   const found = findRsdp(peek);
   if (found === undefined) return { rsdp: null, tables: [], problems: ['no RSDP in the EBDA or 0xE0000-0xFFFFF'] };
   const r = new DataView(found.bytes.buffer, found.bytes.byteOffset, found.bytes.byteLength);
-  const revision = r.getUint8(15);
+  const revision = r.getUint8(RsdpOffset.revision);
   const rsdp = {
     address: hex(found.address),
     revision,
-    oemId: latin1(found.bytes.subarray(9, 15)),
-    checksumValid: sum8(found.bytes.subarray(0, 20)) === 0 && (revision < 2 || found.bytes.length < 36 || sum8(found.bytes.subarray(0, 36)) === 0),
+    oemId: latin1(found.bytes.subarray(RsdpOffset.oemId, RsdpOffset.revision)),
+    checksumValid: checksumOk(found.bytes, 0, RSDP_V1_SIZE) && (revision < 2 || found.bytes.length < RSDP_V2_SIZE || checksumOk(found.bytes, 0, RSDP_V2_SIZE)),
   };
   const tables: SeenTable[] = [];
   const seen = new Set<bigint>();
   const readTable = (address: bigint, via: string, facs = false): Uint8Array | undefined => {
     if (address === 0n || seen.has(address)) return undefined;
-    const head = peek(address, facs ? 8 : HEADER);
+    const head = peek(address, facs ? 8 : HEADER_SIZE);
     if (head === undefined) {
       problems.push(`${via}: ${hex(address)} is not in guest RAM`);
       return undefined;
     }
-    const length = new DataView(head.buffer, head.byteOffset).getUint32(4, true);
-    if (length < (facs ? 8 : HEADER) || length > MAX_TABLE) {
+    const length = new DataView(head.buffer, head.byteOffset).getUint32(HeaderOffset.length, true);
+    if (length < (facs ? 8 : HEADER_SIZE) || length > MAX_TABLE) {
       problems.push(`${via}: the table at ${hex(address)} declares ${length} bytes`);
       return undefined;
     }
@@ -97,26 +102,26 @@ export function readGuestAcpi(peek: GuestPeek): SeenAcpi {
     }
     seen.add(address);
     tables.push({
-      signature: latin1(bytes.subarray(0, 4)),
+      signature: latin1(bytes.subarray(HeaderOffset.signature, HeaderOffset.length)),
       address: hex(address),
       length,
       // The FACS has no checksum.
-      checksumValid: facs ? true : sum8(bytes) === 0,
-      oemId: facs ? '' : latin1(bytes.subarray(10, 16)),
-      oemTableId: facs ? '' : latin1(bytes.subarray(16, 24)),
+      checksumValid: facs ? true : checksumOk(bytes),
+      oemId: facs ? '' : latin1(bytes.subarray(HeaderOffset.oemId, HeaderOffset.oemTableId)),
+      oemTableId: facs ? '' : latin1(bytes.subarray(HeaderOffset.oemTableId, HeaderOffset.oemRevision)),
       bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
       via,
     });
     return bytes;
   };
-  const xsdtAddress = revision >= 2 && found.bytes.length >= 32 ? r.getBigUint64(24, true) : 0n;
-  const root = xsdtAddress !== 0n ? readTable(xsdtAddress, 'rsdp.xsdt') : readTable(BigInt(r.getUint32(16, true)), 'rsdp.rsdt');
+  const xsdtAddress = revision >= 2 && found.bytes.length >= RsdpOffset.extendedChecksum ? r.getBigUint64(RsdpOffset.xsdtAddress, true) : 0n;
+  const root = xsdtAddress !== 0n ? readTable(xsdtAddress, 'rsdp.xsdt') : readTable(BigInt(r.getUint32(RsdpOffset.rsdtAddress, true)), 'rsdp.rsdt');
   if (root === undefined) return { rsdp, tables, problems };
   const wide = xsdtAddress !== 0n;
   const v = new DataView(root.buffer, root.byteOffset, root.byteLength);
   const entry = wide ? 8 : 4;
   const via = wide ? 'xsdt' : 'rsdt';
-  for (let off = HEADER; off + entry <= root.length; off += entry) {
+  for (let off = HEADER_SIZE; off + entry <= root.length; off += entry) {
     const address = wide ? v.getBigUint64(off, true) : BigInt(v.getUint32(off, true));
     const t = readTable(address, via);
     if (t === undefined || latin1(t.subarray(0, 4)) !== 'FACP') continue;

@@ -1,5 +1,7 @@
 import { HvmptError } from '../../errors.js';
-import { byteSum, EP } from './encode.js';
+import { checksumOk } from '../acpi/checksum.js';
+import { latin1Decode } from '../acpi/tables/binary.js';
+import { EP } from './encode.js';
 import type { RawStructure } from './structures.js';
 
 /** SMBIOS bytes that do not hold what they claim; `at` is the byte offset. */
@@ -17,18 +19,16 @@ const fail = (input: string, offset: number, message: string): never => {
   throw new SmbiosDecodeError(message, { input, at: `offset 0x${offset.toString(16)}` });
 };
 
-const text = (bytes: Uint8Array, from: number, to: number): string => String.fromCharCode(...bytes.subarray(from, to));
-
 /** A 32-bit ("_SM_") entry point, both checksums checked. */
 export function decodeEntryPoint(bytes: Uint8Array, input = 'SMBIOS entry point'): EntryPoint {
   if (bytes.length < EP.size) fail(input, bytes.length, `${bytes.length} bytes; a 2.x entry point has ${EP.size}`);
-  if (text(bytes, 0, 4) !== '_SM_') fail(input, 0, 'no "_SM_" anchor');
+  if (latin1Decode(bytes, 0, 4) !== '_SM_') fail(input, 0, 'no "_SM_" anchor');
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const length = v.getUint8(EP.length);
   if (length < EP.size || length > bytes.length) fail(input, EP.length, `entry point length ${length} (expected ${EP.size})`);
-  if (byteSum(bytes, 0, length) !== 0) fail(input, EP.checksum, 'entry point checksum is wrong');
-  if (text(bytes, EP.intermediateAnchor, EP.intermediateAnchor + 5) !== '_DMI_') fail(input, EP.intermediateAnchor, 'no "_DMI_" intermediate anchor');
-  if (byteSum(bytes, EP.intermediateAnchor, EP.size) !== 0) fail(input, EP.intermediateChecksum, 'intermediate checksum is wrong');
+  if (!checksumOk(bytes, 0, length)) fail(input, EP.checksum, 'entry point checksum is wrong');
+  if (latin1Decode(bytes, EP.intermediateAnchor, EP.intermediateAnchor + 5) !== '_DMI_') fail(input, EP.intermediateAnchor, 'no "_DMI_" intermediate anchor');
+  if (!checksumOk(bytes, EP.intermediateAnchor, EP.size)) fail(input, EP.intermediateChecksum, 'intermediate checksum is wrong');
   return {
     version: { major: v.getUint8(EP.major), minor: v.getUint8(EP.minor) },
     maxStructureSize: v.getUint16(EP.maxStructureSize, true),
@@ -61,7 +61,7 @@ export function decodeStructures(bytes: Uint8Array, input = 'SMBIOS table'): Raw
       for (;;) {
         const end = bytes.indexOf(0, p);
         if (end < 0) fail(input, p, 'a string runs past the table');
-        strings.push(text(bytes, p, end));
+        strings.push(latin1Decode(bytes, p, end));
         p = end + 1;
         if (p >= bytes.length) fail(input, p, 'the string set has no terminating NUL');
         if (bytes[p] === 0) {

@@ -1,4 +1,7 @@
 import { HvmptError } from '../../errors.js';
+// SMBIOS checksums are ACPI's: the covered bytes sum to zero modulo 256.
+import { setChecksum } from '../acpi/checksum.js';
+import { latin1Encode } from '../acpi/tables/binary.js';
 import { STRUCTURE_LENGTH, type SmbiosStructure } from './structures.js';
 
 /** A structure that cannot be written as given (a bad string, a value out of its field's range). */
@@ -29,18 +32,6 @@ export const SMBIOS_VERSION = { major: 2, minor: 8 } as const;
 export const FIRST_HANDLE = 0x100;
 
 const MAX_STRING = 64;
-
-/** The bytes of a string already checked to be ASCII. */
-export function ascii(s: string): Uint8Array {
-  return Uint8Array.from(s, (c) => c.charCodeAt(0));
-}
-
-/** Sum of the bytes, mod 256. */
-export function byteSum(bytes: Uint8Array, from = 0, to = bytes.length): number {
-  let s = 0;
-  for (let i = from; i < to; i++) s = (s + bytes[i]!) & 0xff;
-  return s;
-}
 
 /** Collects a structure's strings; 0 stands for "no string". */
 class Strings {
@@ -187,7 +178,7 @@ export function encodeStructure(s: SmbiosStructure): Uint8Array {
     case 127:
       break;
   }
-  const text = str.list.length === 0 ? [0, 0] : [...str.list.flatMap((x) => [...ascii(x), 0]), 0];
+  const text = str.list.length === 0 ? [0, 0] : [...str.list.flatMap((x) => [...latin1Encode(x)!, 0]), 0];
   const out = new Uint8Array(length + text.length);
   out.set(f);
   out.set(text, length);
@@ -220,12 +211,12 @@ export function encodeSmbios(structures: readonly SmbiosStructure[], tableAddres
   }
   const anchor = new Uint8Array(EP.size);
   const v = new DataView(anchor.buffer);
-  anchor.set(ascii('_SM_'), EP.anchor);
+  anchor.set(latin1Encode('_SM_')!, EP.anchor);
   v.setUint8(EP.length, EP.size);
   v.setUint8(EP.major, SMBIOS_VERSION.major);
   v.setUint8(EP.minor, SMBIOS_VERSION.minor);
   v.setUint16(EP.maxStructureSize, Math.max(...parts.map((p) => p.length)), true);
-  anchor.set(ascii('_DMI_'), EP.intermediateAnchor);
+  anchor.set(latin1Encode('_DMI_')!, EP.intermediateAnchor);
   v.setUint16(EP.tableLength, length, true);
   v.setUint32(EP.tableAddress, tableAddress, true);
   v.setUint16(EP.structureCount, structures.length, true);
@@ -236,8 +227,6 @@ export function encodeSmbios(structures: readonly SmbiosStructure[], tableAddres
 
 /** Recomputes both entry-point checksums (after the table address changes, say). */
 export function fixEntryPointChecksums(anchor: Uint8Array): void {
-  anchor[EP.intermediateChecksum] = 0;
-  anchor[EP.intermediateChecksum] = (0x100 - byteSum(anchor, EP.intermediateAnchor, EP.size)) & 0xff;
-  anchor[EP.checksum] = 0;
-  anchor[EP.checksum] = (0x100 - byteSum(anchor, 0, EP.size)) & 0xff;
+  setChecksum(anchor, EP.intermediateChecksum, EP.intermediateAnchor, EP.size);
+  setChecksum(anchor, EP.checksum, 0, EP.size);
 }

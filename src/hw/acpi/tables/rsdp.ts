@@ -25,7 +25,8 @@ export const RSDP_SIGNATURE = 'RSD PTR ';
 export const RSDP_V1_SIZE = 20;
 export const RSDP_V2_SIZE = 36;
 
-const RsdpOffset = {
+/** Named offsets of the RSDP (ACPI 6.5 table 5.3). */
+export const RsdpOffset = {
   signature: 0,
   checksum: 8,
   oemId: 9,

@@ -15,10 +15,13 @@ export interface ErrorPlace {
 
 export class HvmptError extends Error {
   readonly where: ErrorPlace;
+  /** The message without the place, for a caller that reports the place its own way. */
+  readonly detail: string;
   constructor(message: string, where: ErrorPlace = {}, options?: { cause?: unknown }) {
     super(formatMessage(message, where), options);
     this.name = new.target.name;
     this.where = where;
+    this.detail = message;
   }
 }
 

@@ -28,7 +28,6 @@
  * ```
  */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { IoError } from '../errors.js';
 import type { GuestAcpiFacts, SsdtFact } from '../hw/acpi/generate/facts.js';
@@ -42,7 +41,7 @@ import { DEFAULT_WINDOWS, type GuestWindows } from '../hw/pci/allocator.js';
 import type { Capture } from '../hw/pci/capture.js';
 import { composePci, type ComposedPci, type PlacedEmulated } from '../hw/pci/compose.js';
 import { intxRoutes } from '../hw/pci/intx.js';
-import { loadStructuredFile, PlanError, type PlanProblem } from './load.js';
+import { loadStructuredFile, PlanError, planRelative, type PlanProblem } from './load.js';
 import { sizeSchema } from './memory.js';
 import { PciSectionSchema, pciComposeInput } from './pci.js';
 import { uint } from './scalars.js';
@@ -287,7 +286,7 @@ export const DEFAULT_ECAM_BASE = 0xb000_0000n;
 // ---------------------------------------------------------------- files
 
 function readPlanFile(planFile: string, rel: string, at: string, problems: PlanProblem[]): Uint8Array | undefined {
-  const file = resolve(dirname(planFile), rel);
+  const file = planRelative(planFile, rel);
   try {
     return new Uint8Array(readFileSync(file));
   } catch (err) {

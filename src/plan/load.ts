@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { HvmptError, IoError } from '../errors.js';
+
+/** A path a plan names: relative paths are relative to the plan file's directory. */
+export function planRelative(planFile: string, path: string): string {
+  return resolve(dirname(planFile), path);
+}
 
 /** A plan, rules file or other structured input that failed parsing or validation. */
 export class PlanError extends HvmptError {

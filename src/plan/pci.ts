@@ -1,4 +1,3 @@
-import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { loadCapture } from '../host/pci/load.js';
 import { formatBdf, parseBdf, parseDevfn, sameBdf, type Bdf } from '../hw/pci/address.js';
@@ -11,7 +10,7 @@ import { PciError } from '../hw/pci/errors.js';
 import type { BarOverride, CapabilitySelector } from '../hw/pci/real.js';
 import { HvmptError } from '../errors.js';
 import { parseSize } from '../util/format.js';
-import { formatPath, loadStructuredFile, PlanError, type PlanProblem } from './load.js';
+import { formatPath, loadStructuredFile, PlanError, planRelative, type PlanProblem } from './load.js';
 import { uint } from './scalars.js';
 
 /**
@@ -319,7 +318,6 @@ export interface ResolveOptions {
 export function pciComposeInput(section: PciSection, options: ResolveOptions): Omit<ComposeInput, 'base'> {
   const problems: PlanProblem[] = [];
   const models = options.models ?? BUILTIN_PCI_MODELS;
-  const baseDir = dirname(options.planFile);
 
   const emulated: PlacedEmulated[] = [];
   (section.emulated ?? []).forEach((e, i) => {
@@ -345,7 +343,7 @@ export function pciComposeInput(section: PciSection, options: ResolveOptions): O
   const real: PlacedReal[] = [];
   (section.real ?? []).forEach((r, i) => {
     const path = `pci.real[${i}]`;
-    const file = resolve(baseDir, r.dump);
+    const file = planRelative(options.planFile, r.dump);
     try {
       const cap = loadCapture(file);
       const pick = r.bdf === undefined ? (cap.functions.length === 1 ? cap.functions[0] : undefined) : cap.functions.find((f) => sameBdf(f.bdf, r.bdf as Bdf));

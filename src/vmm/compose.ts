@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
 import { IoError } from '../errors.js';
 import { buildGrubImage } from '../host/firmware/grub.js';
 import { readFirmware } from '../host/firmware/locate.js';
@@ -14,7 +13,7 @@ import { parseBdf, sameBdf } from '../hw/pci/address.js';
 import type { Capture } from '../hw/pci/capture.js';
 import type { ComposedPci } from '../hw/pci/compose.js';
 import { pciComposeInput } from '../plan/pci.js';
-import { PlanError, type PlanProblem } from '../plan/load.js';
+import { PlanError, planRelative, type PlanProblem } from '../plan/load.js';
 import { identityRequestFromPlan } from '../plan/memory.js';
 import { parseOptionRom, romMismatch } from '../host/firmware/option-rom.js';
 import { setRangesType } from '../hw/mem/e820-edit.js';
@@ -48,7 +47,7 @@ export interface ComposedMachine {
 }
 
 function readPlanFile(planFile: string, path: string, at: string): Uint8Array {
-  const full = isAbsolute(path) ? path : resolve(dirname(planFile), path);
+  const full = planRelative(planFile, path);
   try {
     return new Uint8Array(readFileSync(full));
   } catch (err) {
@@ -59,7 +58,7 @@ function readPlanFile(planFile: string, path: string, at: string): Uint8Array {
 function hostMap(plan: Plan, planFile: string): { map: E820Map; source: string } {
   const given = plan.machine.hostMap;
   if (given !== undefined) {
-    const input = isAbsolute(given) ? given : resolve(dirname(planFile), given);
+    const input = planRelative(planFile, given);
     return { map: normalizeE820(selectMap(readE820Input(input), input).entries).map, source: input };
   }
   const { result, source } = readHostE820();
@@ -195,7 +194,7 @@ function chooseEcamBase(plan: Plan, planFile: string): bigint {
 function hostCapture(plan: Plan, planFile: string): Capture | undefined {
   const h = plan.machine.hostPci;
   if (h === undefined) return undefined;
-  const capture = loadCapture(isAbsolute(h.capture) ? h.capture : resolve(dirname(planFile), h.capture));
+  const capture = loadCapture(planRelative(planFile, h.capture));
   if (h.functions === undefined) return capture;
   const problems: PlanProblem[] = [];
   const keep = h.functions.map((text, i) => {

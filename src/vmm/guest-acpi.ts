@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
 import { HvmptError } from '../errors.js';
 import { loadAcpiSource } from '../host/acpi/source.js';
 import { GuestFactsError, type GuestAcpiFacts, type PciDeviceFact, type PciFacts, type SsdtFact } from '../hw/acpi/generate/facts.js';
@@ -13,7 +12,7 @@ import type { FwCfgFile } from '../hw/chipset/fw-cfg.js';
 import type { GuestWindows } from '../hw/pci/allocator.js';
 import type { ComposedPci } from '../hw/pci/compose.js';
 import { acpiRules } from '../plan/acpi.js';
-import { PlanError, type PlanProblem } from '../plan/load.js';
+import { PlanError, planRelative, type PlanProblem } from '../plan/load.js';
 import type { Plan } from '../plan/schema.js';
 
 /**
@@ -93,16 +92,6 @@ const IOMMU_SIGNATURES = new Set(['DMAR', 'IVRS']);
 
 const hex = (v: number | bigint): string => '0x' + v.toString(16);
 
-function planPath(planFile: string, file: string): string {
-  return isAbsolute(file) ? file : resolve(dirname(planFile), file);
-}
-
-/** The message of an HvmptError without its `input: at:` prefix. */
-function bare(err: HvmptError): string {
-  const prefix = [err.where.input, err.where.at].filter((p) => p !== undefined && p !== '').join(': ');
-  return prefix !== '' && err.message.startsWith(prefix + ': ') ? err.message.slice(prefix.length + 2) : err.message;
-}
-
 function headerOf(bytes: Uint8Array): { oemId: string; oemTableId: string } {
   if (bytes.length < 36) return { oemId: '', oemTableId: '' };
   const h = readTableHeader(bytes);
@@ -118,7 +107,7 @@ function pmConflict(base: number): string | undefined {
 
 /** The rewritten host tables: machine.acpiTables with pci.hide's functions and acpi.rules applied. */
 function hostWorld(plan: Plan, planFile: string, pci: ComposedPci): { result: RewriteResult; file: string } {
-  const file = planPath(planFile, plan.machine.acpiTables!);
+  const file = planRelative(planFile, plan.machine.acpiTables!);
   const images = loadAcpiSource(file).tables;
   const rules = acpiRules({ section: plan.acpi ?? {}, file: planFile, pci });
   return { result: applyRules(loadWorld(images), rules, planFile), file };
@@ -135,7 +124,7 @@ function link(planFile: string, at: string, tables: readonly GuestAcpiTable[], o
     // XSDT order is the loader's: it lists the FADT first, then the rest as given.
     return linkAcpiTables(tables.map((t) => t.bytes), { oemId }).files;
   } catch (err) {
-    if (err instanceof AcpiLinkError) throw new PlanError(planFile, [{ path: at, message: bare(err) }]);
+    if (err instanceof AcpiLinkError) throw new PlanError(planFile, [{ path: at, message: err.detail }]);
     throw err;
   }
 }
@@ -250,7 +239,7 @@ function generatedTables(plan: Plan, planFile: string, machine: MachineAcpiFacts
   (g?.ssdts ?? []).forEach((s, i) => {
     const p = at(`ssdts[${i}]`);
     if ('aml' in s) {
-      const file = planPath(planFile, s.aml);
+      const file = planRelative(planFile, s.aml);
       try {
         ssdts.push(new Uint8Array(readFileSync(file)));
         ssdtPaths.push(`${p}.aml`);
@@ -332,7 +321,7 @@ function generatedTables(plan: Plan, planFile: string, machine: MachineAcpiFacts
     const where = err.where.at ?? '';
     const ssdt = /^ssdts\[(\d+)\](.*)$/.exec(where);
     const path = ssdt !== null ? `${ssdtPaths[Number(ssdt[1])] ?? 'acpi.generate.ssdts'}${ssdt[2]}` : where.startsWith('acpi.') ? where : at(where);
-    throw new PlanError(planFile, [{ path, message: bare(err) }]);
+    throw new PlanError(planFile, [{ path, message: err.detail }]);
   }
   const loader = generated.loaderTables;
   const firstSsdt = loader.length - ssdts.length;

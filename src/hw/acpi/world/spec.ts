@@ -97,12 +97,9 @@ export type ExternalType = keyof typeof EXTERNAL_TYPES;
 /** A spec that cannot be turned into AML; `at` is the path inside the spec (`body[2].return`). */
 export class AmlSpecError extends AmlEncodeError {
   readonly specPath: string;
-  /** The message without the place. */
-  readonly detail: string;
   constructor(message: string, specPath: string) {
     super(message, specPath);
     this.specPath = specPath;
-    this.detail = message;
   }
 }
 

@@ -7,8 +7,13 @@ import { pciFactsFromTopology } from '../hw/acpi/generate/pci.js';
 import { readTableHeader } from '../hw/acpi/tables/index.js';
 import { applyRules, loadWorld, worldNamespace, type OutputTable, type RewriteResult } from '../hw/acpi/world/index.js';
 import { ACPI_PM_BASE, ACPI_PM_LENGTH } from '../hw/chipset/acpi-pm.js';
+import { CMOS_INDEX_PORT } from '../hw/chipset/cmos.js';
+import { DEBUG_EXIT_PORT, DEBUGCON_PORT, POST_PORT } from '../hw/chipset/debug-ports.js';
+import { FW_CFG_PORT_COUNT, FW_CFG_PORT_SELECTOR, type FwCfgFile } from '../hw/chipset/fw-cfg.js';
+import { I8042_DATA_PORT, I8042_STATUS_PORT, SYSTEM_CONTROL_PORT_A } from '../hw/chipset/i8042.js';
+import { COM1_PORT } from '../hw/chipset/uart8250.js';
+import { CF8_PORT, CF8_PORT_COUNT } from '../hw/pci/cf8.js';
 import { AcpiLinkError, linkAcpiTables } from '../hw/chipset/acpi-table-loader.js';
-import type { FwCfgFile } from '../hw/chipset/fw-cfg.js';
 import type { GuestWindows } from '../hw/pci/allocator.js';
 import type { ComposedPci } from '../hw/pci/compose.js';
 import { acpiRules } from '../plan/acpi.js';
@@ -65,22 +70,25 @@ export interface GuestAcpi {
   readonly summary: readonly string[];
 }
 
-/** The monitor's fixed ports: a PM block must not land on them. */
+/**
+ * The monitor's fixed ports: a PM block must not land on them. The devices in hvmpt are named
+ * by the constants the machine registers them with; the PICs, the PIT and the ELCR are KVM's.
+ */
 const MONITOR_PORTS: ReadonlyArray<readonly [number, number, string]> = [
   [0x20, 2, 'the master PIC'],
   [0x40, 4, 'the PIT'],
-  [0x60, 1, 'the i8042'],
-  [0x64, 1, 'the i8042'],
-  [0x70, 2, 'the CMOS'],
-  [0x80, 1, 'the POST port'],
-  [0x92, 1, 'port 0x92'],
+  [I8042_DATA_PORT, 1, 'the i8042'],
+  [I8042_STATUS_PORT, 1, 'the i8042'],
+  [CMOS_INDEX_PORT, 2, 'the CMOS'],
+  [POST_PORT, 1, 'the POST port'],
+  [SYSTEM_CONTROL_PORT_A, 1, 'port 0x92'],
   [0xa0, 2, 'the slave PIC'],
-  [0xf4, 1, 'isa-debug-exit'],
-  [0x3f8, 8, 'COM1'],
-  [0x402, 1, 'the debug console'],
+  [DEBUG_EXIT_PORT, 1, 'isa-debug-exit'],
+  [COM1_PORT, 8, 'COM1'],
+  [DEBUGCON_PORT, 1, 'the debug console'],
   [0x4d0, 2, 'the ELCR'],
-  [0x510, 12, 'fw_cfg'],
-  [0xcf8, 8, 'PCI configuration'],
+  [FW_CFG_PORT_SELECTOR, FW_CFG_PORT_COUNT, 'fw_cfg'],
+  [CF8_PORT, CF8_PORT_COUNT, 'PCI configuration'],
 ];
 /** SeaBIOS puts I/O BARs from here up. */
 const PCI_IO_START = 0xc000;

@@ -1,6 +1,6 @@
 import { AcpiPm, ACPI_PM_BASE, ACPI_PM_LENGTH } from '../hw/chipset/acpi-pm.js';
 import { Cmos, CMOS_INDEX_PORT } from '../hw/chipset/cmos.js';
-import { DebugCon, DEBUGCON_PORT, DebugExit, DEBUG_EXIT_PORT } from '../hw/chipset/debug-ports.js';
+import { DebugCon, DEBUGCON_PORT, DebugExit, DEBUG_EXIT_PORT, POST_PORT } from '../hw/chipset/debug-ports.js';
 import { FW_CFG, FW_CFG_PORT_COUNT, FW_CFG_PORT_SELECTOR, FwCfg, le16, le32, le64 } from '../hw/chipset/fw-cfg.js';
 import { AUX_IRQ, I8042, I8042_DATA_PORT, I8042_STATUS_PORT, KBD_IRQ, SYSTEM_CONTROL_PORT_A, SystemControlPortA } from '../hw/chipset/i8042.js';
 import { linuxBootItems } from '../hw/chipset/linux-boot.js';
@@ -52,8 +52,6 @@ export interface MachineOutputs {
   /** Bytes typed at the guest's console (COM1's receiver), filled by the main thread. */
   readonly serialIn?: ByteRing;
 }
-
-const POST_PORT = 0x80;
 
 /**
  * A PC-compatible machine on KVM, built inside the vCPU thread so device dispatch costs no

@@ -1,6 +1,8 @@
 import type { AccessSize, PortIoHandler } from '../io.js';
 
 export const DEBUGCON_PORT = 0x402;
+/** The POST code port firmware writes its progress to. */
+export const POST_PORT = 0x80;
 /** What reading the port returns so SeaBIOS (qemu_debug_preinit) knows its log is captured. */
 const DEBUGCON_READBACK = 0xe9;
 

@@ -1,17 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { HvmptError } from '../errors.js';
 import { loadAcpiSource } from '../host/acpi/source.js';
-import { GuestFactsError, type GuestAcpiFacts, type PciDeviceFact, type PciFacts, type SsdtFact } from '../hw/acpi/generate/facts.js';
+import { DEFAULT_IOAPIC, GuestFactsError, type GuestAcpiFacts, type PciDeviceFact, type PciFacts, type SsdtFact } from '../hw/acpi/generate/facts.js';
 import { generateGuestTables, type GeneratedTables } from '../hw/acpi/generate/generate.js';
 import { pciFactsFromTopology } from '../hw/acpi/generate/pci.js';
-import { readTableHeader } from '../hw/acpi/tables/index.js';
+import { HEADER_SIZE, readTableHeader } from '../hw/acpi/tables/index.js';
 import { applyRules, loadWorld, worldNamespace, type OutputTable, type RewriteResult } from '../hw/acpi/world/index.js';
 import { ACPI_PM_BASE, ACPI_PM_LENGTH } from '../hw/chipset/acpi-pm.js';
-import { CMOS_INDEX_PORT } from '../hw/chipset/cmos.js';
+import { CMOS, CMOS_INDEX_PORT } from '../hw/chipset/cmos.js';
 import { DEBUG_EXIT_PORT, DEBUGCON_PORT, POST_PORT } from '../hw/chipset/debug-ports.js';
 import { FW_CFG_PORT_COUNT, FW_CFG_PORT_SELECTOR, type FwCfgFile } from '../hw/chipset/fw-cfg.js';
 import { I8042_DATA_PORT, I8042_STATUS_PORT, SYSTEM_CONTROL_PORT_A } from '../hw/chipset/i8042.js';
-import { COM1_PORT } from '../hw/chipset/uart8250.js';
+import { RESET_CONTROL_PORT } from '../hw/chipset/reset-control.js';
+import { COM1_IRQ, COM1_PORT } from '../hw/chipset/uart8250.js';
 import { CF8_PORT, CF8_PORT_COUNT } from '../hw/pci/cf8.js';
 import { AcpiLinkError, linkAcpiTables } from '../hw/chipset/acpi-table-loader.js';
 import type { GuestWindows } from '../hw/pci/allocator.js';
@@ -101,7 +102,7 @@ const IOMMU_SIGNATURES = new Set(['DMAR', 'IVRS']);
 const hex = (v: number | bigint): string => '0x' + v.toString(16);
 
 function headerOf(bytes: Uint8Array): { oemId: string; oemTableId: string } {
-  if (bytes.length < 36) return { oemId: '', oemTableId: '' };
+  if (bytes.length < HEADER_SIZE) return { oemId: '', oemTableId: '' };
   const h = readTableHeader(bytes);
   return { oemId: h.oemId, oemTableId: h.oemTableId };
 }
@@ -221,16 +222,16 @@ function generatedTables(plan: Plan, planFile: string, machine: MachineAcpiFacts
       problems.push({ path: at('ecam.base'), message: `the monitor decodes ECAM at machine.ecamBase (${hex(machine.ecam.base)}); give one address` });
     }
     if (g.hpet !== undefined) problems.push({ path: at('hpet'), message: 'the monitor has no HPET' });
-    if (g.ioApic?.id !== undefined && g.ioApic.id !== 0) problems.push({ path: at('ioApic.id'), message: 'KVM\'s in-kernel IOAPIC has ID 0' });
-    if (g.ioApic?.address !== undefined && g.ioApic.address !== 0xfec0_0000) problems.push({ path: at('ioApic.address'), message: 'KVM\'s in-kernel IOAPIC is at 0xfec00000' });
+    if (g.ioApic?.id !== undefined && g.ioApic.id !== DEFAULT_IOAPIC.id) problems.push({ path: at('ioApic.id'), message: `KVM's in-kernel IOAPIC has ID ${DEFAULT_IOAPIC.id}` });
+    if (g.ioApic?.address !== undefined && g.ioApic.address !== DEFAULT_IOAPIC.address) problems.push({ path: at('ioApic.address'), message: `KVM's in-kernel IOAPIC is at ${hex(DEFAULT_IOAPIC.address)}` });
     if (g.reset !== undefined && g.reset !== false) {
-      if (g.reset.port !== undefined && g.reset.port !== 0xcf9) problems.push({ path: at('reset.port'), message: 'the monitor resets through 0xcf9 (PIIX3 reset control)' });
-      if (g.reset.value !== undefined && (g.reset.value & 0x04) === 0) problems.push({ path: at('reset.value'), message: `${hex(g.reset.value)} at 0xcf9 does not reset (RST_CPU, bit 2, is clear)` });
+      if (g.reset.port !== undefined && g.reset.port !== RESET_CONTROL_PORT) problems.push({ path: at('reset.port'), message: `the monitor resets through ${hex(RESET_CONTROL_PORT)} (PIIX3 reset control)` });
+      if (g.reset.value !== undefined && (g.reset.value & 0x04) === 0) problems.push({ path: at('reset.value'), message: `${hex(g.reset.value)} at ${hex(RESET_CONTROL_PORT)} does not reset (RST_CPU, bit 2, is clear)` });
     }
-    if (g.rtc !== undefined && g.rtc !== false && g.rtc.century !== undefined && g.rtc.century !== 0x32) problems.push({ path: at('rtc.century'), message: 'the monitor\'s CMOS keeps the century at 0x32' });
+    if (g.rtc !== undefined && g.rtc !== false && g.rtc.century !== undefined && g.rtc.century !== CMOS.century) problems.push({ path: at('rtc.century'), message: `the monitor's CMOS keeps the century at ${hex(CMOS.century)}` });
     if (g.com1 !== undefined && g.com1 !== false) {
-      if (g.com1.port !== undefined && g.com1.port !== 0x3f8) problems.push({ path: at('com1.port'), message: 'the monitor\'s COM1 is at 0x3f8' });
-      if (g.com1.irq !== undefined && g.com1.irq !== 4) problems.push({ path: at('com1.irq'), message: 'the monitor\'s COM1 raises IRQ 4' });
+      if (g.com1.port !== undefined && g.com1.port !== COM1_PORT) problems.push({ path: at('com1.port'), message: `the monitor's COM1 is at ${hex(COM1_PORT)}` });
+      if (g.com1.irq !== undefined && g.com1.irq !== COM1_IRQ) problems.push({ path: at('com1.irq'), message: `the monitor's COM1 raises IRQ ${COM1_IRQ}` });
     }
     if (g.pm?.base !== undefined) {
       const clash = pmConflict(g.pm.base);

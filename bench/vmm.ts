@@ -1,22 +1,34 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Asm, microBios } from '../src/vmm/guest/asm.js';
-import { microConfig } from '../src/vmm/guest/micro.js';
+import { Asm, microBios } from '../tools/guest/asm.js';
+import { configLoop, microConfig, smpLoopImage } from '../tools/guest/micro.js';
 import { buildGrubImage, GRUB_END_MARK } from '../src/host/firmware/grub.js';
 import { firmwarePath } from '../src/host/firmware/locate.js';
+import { hvmptEntry } from '../src/host/package-root.js';
 import { runMachine } from '../src/vmm/runner.js';
+import { kvmRoute, labAccel } from '../src/cli/lab.js';
 
 /**
- * `npm run bench -- vmm [--iterations N] [--repeat R] [--boots B] [--only exit|boot]`
+ * `npm run bench -- vmm [--iterations N] [--repeat R] [--boots B] [--only exit|smp|boot|start]`
+ *
+ * Where this machine's /dev/kvm cannot run guests (or HVMPT_KVM=lab), the whole benchmark runs
+ * in a lab host (`hvmpt lab`, docs/lab.md) and its first line says so: the figures are then the
+ * lab's, and each ratio compares hvmpt with QEMU-KVM and the C loop run in that same lab host.
  *
  * Bench 1, config-space exit round trip: one micro guest (a 64 KiB BIOS image looping
  * "out 0xCF8, eax; in eax, 0xCFC", then writing isa-debug-exit) run by hvmpt, by
  * `qemu-system-x86_64 -accel kvm -bios` and by a bare C KVM_RUN loop (bench/c/kvm_exit.c,
  * compiled here with cc). Each is run at two loop counts and the per-exit time is the
  * difference divided by the difference in exits, which cancels start-up and VM creation.
+ *
+ * Bench 1b, the same round trip with two vCPUs (real mode, the second woken by INIT/SIPI
+ * through the x2APIC MSRs): once made by the boot vCPU while the other sits halted, and once
+ * made by the other vCPU while the boot one sits halted — hvmpt's device models all live in
+ * the boot vCPU's thread, so this one's exits are handed over (shared words, a kick, a wait);
+ * QEMU's vCPU threads take its global lock instead. No C peer: it runs one vCPU.
  *
  * Bench 2, start to GRUB's last line: `hvmpt run` on a plan with Debian's SeaBIOS and the GRUB
  * report image, against `qemu-system-x86_64 -accel kvm -bios bios-256k.bin -kernel grub.img`
@@ -26,18 +38,16 @@ import { runMachine } from '../src/vmm/runner.js';
  * Bench 3, memory: each process's resident set when GRUB's last line appears, less the
  * resident part of the memory backing the guest (see residentKb); and the private anonymous
  * part of that, which leaves out file pages (the node or qemu binary, shared libraries).
+ *
+ * Bench 4, start: from spawning `hvmpt run` to SeaBIOS's first line in its firmware log, against
+ * QEMU-KVM's spawn to the same line (its debugcon at 0x402). In a lab host this is
+ * `lab_overhead_s`: node starting and loading hvmpt under TCG over 9p.
  */
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, '..', '..');
 
 function loopImage(iterations: number): Uint8Array {
-  const a = new Asm(16);
-  a.movImm('ecx', iterations, 4).label('top');
-  a.movImm('edx', 0xcf8, 2).movImm('eax', 0x8000_0000, 4).outDx(4);
-  a.movImm('edx', 0xcfc, 2).inDx(4);
-  a.decEcx().jnz('top');
-  a.movImm('edx', 0xf4, 2).movImm('eax', 0, 1).outDx(1).cli().hlt();
-  return microBios(a.bytes());
+  return microBios(configLoop(new Asm(16), iterations).bytes());
 }
 
 function median(xs: number[]): number {
@@ -45,16 +55,17 @@ function median(xs: number[]): number {
   return s[s.length >> 1]!;
 }
 
-async function hvmptNs(image: Uint8Array): Promise<number> {
-  const config = { ...microConfig(new Uint8Array(0)), firmware: { name: 'bench-loop', image } };
+/** The boot vCPU's time in its loop; with `wall`, the whole run's (the other vCPUs' loops have no clock of their own). */
+async function hvmptNs(image: Uint8Array, cpus = 1, wall = false): Promise<number> {
+  const config = { ...microConfig(new Uint8Array(0)), firmware: { name: 'bench-loop', image }, cpus };
   const r = await runMachine(config, { timeoutMs: 600_000 });
   if (r.reason.kind !== 'debug-exit') throw new Error(`hvmpt run ended with ${JSON.stringify(r.reason)}`);
-  return r.report.vcpuNs;
+  return wall ? r.wallMs * 1e6 : r.report.vcpuNs;
 }
 
-function qemuNs(file: string): number {
+function qemuNs(file: string, cpus = 1): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync('qemu-system-x86_64', ['-accel', 'kvm', '-machine', 'pc', '-m', '16', '-bios', file, '-display', 'none', '-nodefaults', '-no-reboot', '-device', 'isa-debug-exit,iobase=0xf4,iosize=1'], { encoding: 'utf8' });
+  const r = spawnSync('qemu-system-x86_64', ['-accel', 'kvm', '-machine', 'pc', '-smp', String(cpus), '-m', '16', '-bios', file, '-display', 'none', '-nodefaults', '-no-reboot', '-device', 'isa-debug-exit,iobase=0xf4,iosize=1'], { encoding: 'utf8' });
   const ns = Number(process.hrtime.bigint() - t0);
   if (r.status !== 1) throw new Error(`qemu exited ${r.status}: ${r.stderr}`);
   return ns;
@@ -111,6 +122,40 @@ async function exitBench(args: readonly string[]): Promise<void> {
       `ratio_hvmpt_over_c: ${(hv / c).toFixed(3)}`,
     ];
     process.stdout.write(out.join('\n') + '\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function smpBench(args: readonly string[]): Promise<void> {
+  const n2 = arg(args, '--iterations', 100_000);
+  const n1 = Math.max(1, Math.floor(n2 / 10));
+  const repeat = arg(args, '--repeat', 7);
+  const exitsDelta = 2 * (n2 - n1);
+  const us = (a: number, b: number): number => (b - a) / exitsDelta / 1000;
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-bench-smp-'));
+  try {
+    const images = { boot: [smpLoopImage(n1, 'boot'), smpLoopImage(n2, 'boot')], ap: [smpLoopImage(n1, 'ap'), smpLoopImage(n2, 'ap')] } as const;
+    const files = { boot: [join(dir, 'boot1.bin'), join(dir, 'boot2.bin')], ap: [join(dir, 'ap1.bin'), join(dir, 'ap2.bin')] } as const;
+    for (const k of ['boot', 'ap'] as const) files[k].forEach((f, i) => writeFileSync(f, images[k][i]!));
+    const samples = { hvBoot: [] as number[], hvAp: [] as number[], qeBoot: [] as number[], qeAp: [] as number[] };
+    for (let i = 0; i < repeat; i++) {
+      samples.hvBoot.push(us(await hvmptNs(images.boot[0], 2), await hvmptNs(images.boot[1], 2)));
+      samples.hvAp.push(us(await hvmptNs(images.ap[0], 2, true), await hvmptNs(images.ap[1], 2, true)));
+      samples.qeBoot.push(us(qemuNs(files.boot[0], 2), qemuNs(files.boot[1], 2)));
+      samples.qeAp.push(us(qemuNs(files.ap[0], 2), qemuNs(files.ap[1], 2)));
+    }
+    const [hb, ha, qb, qa] = [samples.hvBoot, samples.hvAp, samples.qeBoot, samples.qeAp].map((xs) => Math.min(...xs)) as [number, number, number, number];
+    process.stdout.write(
+      [
+        `smp_exit_us_hvmpt_boot_vcpu: ${hb.toFixed(3)}`,
+        `smp_exit_us_qemu_boot_vcpu: ${qb.toFixed(3)}`,
+        `smp_ratio_boot_vcpu_hvmpt_over_qemu: ${(hb / qb).toFixed(3)}`,
+        `smp_exit_us_hvmpt_other_vcpu: ${ha.toFixed(3)}`,
+        `smp_exit_us_qemu_other_vcpu: ${qa.toFixed(3)}`,
+        `smp_ratio_other_vcpu_hvmpt_over_qemu: ${(ha / qa).toFixed(3)}`,
+      ].join('\n') + '\n',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -200,7 +245,7 @@ async function bootBench(args: readonly string[]): Promise<void> {
     writeFileSync(grub, buildGrubImage());
     const plan = join(dir, 'plan.yaml');
     writeFileSync(plan, `memory: { size: ${BOOT_RAM_MIB}M }\nmachine:\n  boot: { kind: grub-report }\n`);
-    const cli = join(REPO, 'dist', 'src', 'cli', 'bin.js');
+    const cli = hvmptEntry(import.meta.url);
     const qemuArgs = ['-accel', 'kvm', '-machine', 'pc', '-m', String(BOOT_RAM_MIB), '-bios', firmwarePath('seabios'), '-kernel', grub, '-display', 'none', '-nodefaults', '-serial', 'stdio', '-no-reboot'];
     const hv: BootSample[] = [];
     const qe: BootSample[] = [];
@@ -232,9 +277,98 @@ async function bootBench(args: readonly string[]): Promise<void> {
   }
 }
 
+const SEABIOS_FIRST_LINE = 'SeaBIOS (version';
+
+/** Seconds from spawning `argv` until `log` holds SeaBIOS's first line (polled every 5 ms). */
+function timeToSeabios(command: string, argv: readonly string[], log: string): Promise<number> {
+  rmSync(log, { force: true });
+  return new Promise((resolvePromise, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(command, [...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => void (err += d.toString()));
+    const finish = (f: () => void): void => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      f();
+    };
+    const poll = setInterval(() => {
+      if (existsSync(log) && readFileSync(log, 'latin1').includes(SEABIOS_FIRST_LINE)) {
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        finish(() => resolvePromise(seconds));
+      }
+    }, 5);
+    const timer = setTimeout(() => finish(() => reject(new Error(`${command}: no "${SEABIOS_FIRST_LINE}" within 300 s; stderr: ${err}`))), 300_000);
+    child.on('exit', (code) => {
+      if (code !== null && code !== 0) finish(() => reject(new Error(`${command} exited ${code} before SeaBIOS's first line; stderr: ${err}`)));
+    });
+  });
+}
+
+/** Seconds a command takes, start to exit. */
+function timed(command: string, argv: readonly string[]): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(command, [...argv], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error(`${command} ${argv.join(' ')} exited ${r.status}`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+async function startBench(args: readonly string[]): Promise<void> {
+  const runs = arg(args, '--boots', 3);
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-start-bench-'));
+  try {
+    const plan = join(dir, 'plan.yaml');
+    writeFileSync(plan, `memory: { size: ${BOOT_RAM_MIB}M }\nmachine:\n  boot: { kind: grub-report }\n`);
+    const log = join(dir, 'firmware.log');
+    const cli = hvmptEntry(import.meta.url);
+    const qemuArgs = ['-accel', 'kvm', '-machine', 'pc', '-m', String(BOOT_RAM_MIB), '-bios', firmwarePath('seabios'), '-display', 'none', '-nodefaults', '-no-reboot',
+      '-chardev', `file,id=fw,path=${log}`, '-device', 'isa-debugcon,iobase=0x402,chardev=fw'];
+    const hv: number[] = [];
+    const qe: number[] = [];
+    const node: number[] = [];
+    const version: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      hv.push(await timeToSeabios(process.execPath, [cli, 'run', plan, '--firmware-log', log, '--no-lab'], log));
+      qe.push(await timeToSeabios('qemu-system-x86_64', qemuArgs, log));
+      node.push(timed(process.execPath, ['-e', '0']));
+      version.push(timed(process.execPath, [cli, '--version']));
+    }
+    // In a lab host this is the lab's overhead: what node and hvmpt cost before the guest runs.
+    const name = process.env['HVMPT_LAB'] === '1' ? 'lab_overhead_s' : 'start_to_seabios_s';
+    const h = median(hv);
+    const q = median(qe);
+    process.stdout.write(
+      [
+        `${name}: ${h.toFixed(2)}`,
+        `${name}_qemu: ${q.toFixed(2)}`,
+        `ratio_${name}_hvmpt_over_qemu: ${(h / q).toFixed(2)}`,
+        // Where the time goes: node alone, and node loading the whole CLI (hvmpt --version).
+        `node_start_s: ${median(node).toFixed(2)}`,
+        `cli_load_s: ${median(version).toFixed(2)}`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The same benchmark, run by the same hvmpt in a lab host, its lines streamed after one saying so. */
+async function inLab(args: readonly string[], why: string): Promise<void> {
+  const accel = labAccel();
+  process.stdout.write(`lab: ${why}: the benchmark runs in a ${accel.kind === 'kvm' ? 'KVM' : 'TCG'} lab host; each ratio is against QEMU-KVM and the C loop in that lab\n`);
+  const bench = join(REPO, 'dist', 'bench', 'run.js');
+  const r = spawnSync(process.execPath, [hvmptEntry(import.meta.url), 'lab', '--memory', '3G', '--', process.execPath, bench, 'vmm', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) process.exitCode = r.status ?? 1;
+}
+
 export async function main(args: readonly string[]): Promise<void> {
+  const route = kvmRoute(false);
+  if (route.lab) return inLab(args, route.why);
   const i = args.indexOf('--only');
   const only = i >= 0 ? args[i + 1] : undefined;
   if (only === undefined || only === 'exit') await exitBench(args);
+  if (only === undefined || only === 'smp') await smpBench(args);
   if (only === undefined || only === 'boot') await bootBench(args);
+  if (only === undefined || only === 'start') await startBench(args);
 }

@@ -45,3 +45,15 @@ export function runMutations<I>(t: MutationTarget<I>): MutationStats {
   }
   return { inputs: t.iterations, accepted, rejected, slowestMs };
 }
+
+/** The line edits the text targets share: one character replaced by `char()`, a line dropped, or another line repeated here. */
+export function editLine(lines: string[], i: number, edit: 'char' | 'drop' | 'repeat', below: (n: number) => number, char: () => string): void {
+  if (edit === 'drop') lines.splice(i, 1);
+  else if (edit === 'repeat') lines.splice(i, 0, lines[below(lines.length)] ?? '');
+  else {
+    const l = lines[i] ?? '';
+    if (l.length === 0) return;
+    const j = below(l.length);
+    lines[i] = l.slice(0, j) + char() + l.slice(j + 1);
+  }
+}

@@ -8,6 +8,7 @@ import { composePci } from '../src/hw/pci/compose.js';
 import { viewJson, writeLspciDump, writeTree } from '../src/hw/pci/view.js';
 import { fixture } from '../test/helpers/paths.js';
 import { mulberry32 } from '../src/util/rng.js';
+import { editLine } from './_mutations.js';
 
 /**
  * Mutated real dumps fed to the PCI readers and then to composition and every writer: each
@@ -27,19 +28,14 @@ function mutateText(text: string, rnd: () => number): string {
     const i = int(Math.max(1, lines.length));
     switch (int(10)) {
       case 0: // flip one character of a line to a hex digit or something else
-      case 1: {
-        const l = lines[i] ?? '';
-        if (l.length === 0) break;
-        const j = int(l.length);
-        const c = rnd() < 0.7 ? HEX[int(16)]! : String.fromCharCode(32 + int(95));
-        lines[i] = l.slice(0, j) + c + l.slice(j + 1);
+      case 1:
+        editLine(lines, i, 'char', int, () => (rnd() < 0.7 ? HEX[int(16)]! : String.fromCharCode(32 + int(95))));
         break;
-      }
       case 2:
-        lines.splice(i, 1);
+        editLine(lines, i, 'drop', int, () => '');
         break;
       case 3:
-        lines.splice(i, 0, lines[int(lines.length)] ?? '');
+        editLine(lines, i, 'repeat', int, () => '');
         break;
       case 4: {
         const j = int(lines.length);

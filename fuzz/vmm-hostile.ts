@@ -1,5 +1,5 @@
-import { hostileGuest } from '../src/vmm/guest/hostile.js';
-import { checkHostileRun } from '../src/vmm/guest/hostile-check.js';
+import { hostileGuest } from '../tools/guest/hostile.js';
+import { checkHostileRun } from '../tools/guest/hostile-check.js';
 import { runMachine } from '../src/vmm/runner.js';
 
 /**

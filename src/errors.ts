@@ -30,8 +30,18 @@ function formatMessage(message: string, where: ErrorPlace): string {
   return parts.length > 0 ? `${parts.join(': ')}: ${message}` : message;
 }
 
-/** A command-line or plan value that is not acceptable as given. */
+/**
+ * A command line hvmpt cannot act on: an option's value that is not acceptable as given, or
+ * options that do not go together. The CLI exits 2 for it, as for the usage errors the option
+ * parser finds itself.
+ */
 export class UsageError extends HvmptError {}
+
+/**
+ * An input that is readable but not what the command needs: acpidump text where binary tables
+ * were expected, a directory with no tables, an output directory that already holds tables.
+ */
+export class InputError extends HvmptError {}
 
 /** A file or device that could not be read or written. */
 export class IoError extends HvmptError {}

@@ -1,19 +1,20 @@
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { HvmptError, IoError, UsageError } from '../errors.js';
+import { HvmptError, InputError, UsageError } from '../errors.js';
+import { AmlParseError } from '../hw/acpi/aml/errors.js';
 import type { TableImage } from '../hw/acpi/dump/image.js';
 import { printableSignature } from '../hw/acpi/signatures.js';
 import { formatTrace, tableTitle, toJsonValue, type JsonValue } from '../hw/acpi/tables/present.js';
 import { type AcpiTable, decodeTable, encodeTable, splitTableBytes, tableChecksumOk, traceTable } from '../hw/acpi/tables/table.js';
 import { type AcpiSource, loadAcpiSource, loadAcpiSourceKind, loadAcpidump } from '../host/acpi/source.js';
 import { loadCapture } from '../host/pci/load.js';
-import { generateGuestTables } from '../hw/acpi/generate/generate.js';
 import { DEFINITION_BLOCK_SIGNATURES } from '../hw/acpi/signatures.js';
 import { applyRules, type RewriteResult } from '../hw/acpi/world/apply.js';
 import { amlSummaryJson, formatAmlSummary, summarizeAml, type AmlSummary } from '../hw/acpi/world/summary.js';
 import { loadWorld } from '../hw/acpi/world/tables.js';
-import { acpiRules, generateFacts, loadAcpiPlan } from '../plan/acpi.js';
+import { loadAcpiPlan } from '../host/plan/acpi.js';
+import { acpiRules, generatePlanTables } from '../plan/acpi.js';
+import { PlanError } from '../plan/load.js';
+import { writeTableSet } from './out-dir.js';
 import { writeJson, writeOut } from './output.js';
 
 /**
@@ -66,7 +67,7 @@ function parseSignatureFilter(value: string | undefined): Set<string> | undefine
     .split(',')
     .map((s) => s.trim().toUpperCase())
     .filter((s) => s !== '');
-  if (sigs.length === 0) throw new UsageError('--table needs at least one signature, e.g. --table APIC,DMAR');
+  if (sigs.length === 0) throw new UsageError(`'${value}' names no table: give signatures such as APIC,DMAR`, { input: '--table' });
   return new Set(sigs.map((s) => (s === 'MADT' ? 'APIC' : s === 'FADT' ? 'FACP' : s)));
 }
 
@@ -94,28 +95,33 @@ function registerDecode(acpi: Command): void {
       const source = loadAcpiSource(input);
       const decoded = source.tables.filter((im) => filter === undefined || filter.has(im.signature)).map(decodeImage);
       if (filter !== undefined && decoded.length === 0) {
-        throw new UsageError(`no ${[...filter].join(', ')} table here (it has ${[...new Set(source.tables.map((t) => t.signature))].join(', ')})`, { input });
+        throw new InputError(`no ${[...filter].join(', ')} table here (it has ${[...new Set(source.tables.map((t) => t.signature))].join(', ')})`, { input });
       }
-      const aml = amlSummaries(source, decoded);
+      const { summaries: aml, errors: amlErrors } = amlSummaries(source, decoded);
       if (opts.json) await writeJson(decodeJson(source, decoded, aml));
       else await writeOut(decodeText(source, decoded, aml));
-      const failed = decoded.filter((d) => d.error !== undefined);
+      // A table whose AML does not parse is one that cannot be decoded, as --help says.
+      const failed = [...decoded.flatMap((d) => (d.error === undefined ? [] : [d.error])), ...amlErrors];
       if (failed.length === 0) return;
-      for (const f of failed.slice(0, -1)) process.stderr.write(`hvmpt: ${f.error!.message}\n`);
-      throw failed[failed.length - 1]!.error!;
+      for (const f of failed.slice(0, -1)) process.stderr.write(`hvmpt: ${f.message}\n`);
+      throw failed[failed.length - 1]!;
     });
 }
 
 /**
  * Summaries of the definition blocks among `decoded`, parsed together with every other
- * definition block of the source that decodes (a table filter shows fewer, parses all).
+ * definition block of the source that decodes (a table filter shows fewer, parses all), and
+ * the parse errors of those shown.
  */
-function amlSummaries(source: AcpiSource, decoded: readonly DecodedImage[]): Map<string, AmlSummary> {
+function amlSummaries(source: AcpiSource, decoded: readonly DecodedImage[]): { summaries: Map<string, AmlSummary>; errors: HvmptError[] } {
   const wanted = decoded.filter((d) => d.table?.kind === 'definitionBlock');
-  if (wanted.length === 0) return new Map();
+  if (wanted.length === 0) return { summaries: new Map(), errors: [] };
   const blocks = source.tables.filter((im) => DEFINITION_BLOCK_SIGNATURES.has(im.signature)).filter((im) => decodeImage(im).error === undefined);
-  const summaries = summarizeAml(loadWorld(blocks));
-  return new Map(summaries.map((s) => [s.table, s]));
+  const world = loadWorld(blocks);
+  const shown = new Set(wanted.map((d) => d.image.name));
+  // Named by where the table came from (the file, or the acpidump and its line), not only its label.
+  const errors = world.tables.flatMap((t) => (t.amlError !== undefined && shown.has(t.name) ? [new AmlParseError(t.amlError.detail, t.origin, t.amlError.offset)] : []));
+  return { summaries: new Map(summarizeAml(world).map((s) => [s.table, s])), errors };
 }
 
 function decodeJson(source: AcpiSource, decoded: readonly DecodedImage[], aml: ReadonlyMap<string, AmlSummary>): JsonValue {
@@ -179,39 +185,34 @@ function registerExtract(acpi: Command): void {
     .argument('<acpidump>', 'acpidump text file')
     .requiredOption('--out <dir>', 'directory to write the .dat files to (created if missing)')
     .option('--reencode', "write hvmpt's own encoding of each parsed table instead of the dump's bytes")
+    .option('--force', 'replace tables an existing --out directory holds')
     .addHelpText(
       'after',
       '\nFiles are named dsdt.dat, facp.dat, …; a signature that occurs more than once is\n' +
-        'numbered (ssdt1.dat, ssdt2.dat, …). Every table is read (and with --reencode decoded and\n' +
-        're-encoded) before anything is written, so a bad input leaves the directory untouched.\n' +
+        'numbered (ssdt1.dat, ssdt2.dat, …). Every table is read and checked against the length its\n' +
+        'header declares (and with --reencode decoded and re-encoded) before anything is written, so\n' +
+        'a bad or truncated input leaves the directory untouched. A directory that already holds\n' +
+        'tables is refused unless --force, which replaces them all or nothing.\n' +
         'With --reencode, a table whose encoding differs from the dump (a wrong checksum in the\n' +
         'dump) is named on stderr.\n\n' +
         'Example:\n  hvmpt acpi extract x230.acpidump.txt --out x230 --reencode',
     )
-    .action(async (input: string, opts: { out: string; reencode?: boolean }) => {
+    .action(async (input: string, opts: { out: string; reencode?: boolean; force?: boolean }) => {
       if (loadAcpiSourceKind(input) !== 'acpidump') {
-        throw new UsageError('extract reads acpidump text; tables that are already binary files need no extracting (use `hvmpt acpi decode` to read them)', { input });
+        throw new InputError('extract reads acpidump text; tables that are already binary files need no extracting (use `hvmpt acpi decode` to read them)', { input });
       }
       const images = loadAcpidump(input);
       const seen = new Set<string>();
       for (const im of images) {
-        if (seen.has(im.name)) throw new UsageError(`two tables would be written to ${im.name}.dat`, { input, at: im.origin });
+        if (seen.has(im.name)) throw new InputError(`two tables would be written to ${im.name}.dat`, { input, at: im.origin });
         seen.add(im.name);
       }
+      // A table cut short (a truncated dump) is refused as decode refuses it, not written short.
+      for (const im of images) splitTableBytes(im.data, im.origin);
       const files = images.map((im) => ({ image: im, data: opts.reencode ? reencode(im) : im.data }));
-      try {
-        mkdirSync(opts.out, { recursive: true });
-      } catch (err) {
-        throw new IoError(`cannot create directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: opts.out });
-      }
+      writeTableSet(opts.out, files.map((f) => ({ file: `${f.image.name}.dat`, bytes: f.data })), { force: opts.force === true });
       const lines: string[] = [];
       for (const f of files) {
-        const path = join(opts.out, `${f.image.name}.dat`);
-        try {
-          writeFileSync(path, f.data);
-        } catch (err) {
-          throw new IoError(`cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: path });
-        }
         lines.push(`  ${printableSignature(f.image.signature).padEnd(4)}  ${String(f.data.length).padStart(7)} bytes  ${f.image.name}.dat`);
       }
       lines.push(`${files.length} table(s) written to ${opts.out}${opts.reencode ? ' (re-encoded by hvmpt)' : ''}`);
@@ -235,42 +236,6 @@ function reencode(image: TableImage): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/**
- * Prepares an output directory for table files: created if missing; one that already holds
- * tables is refused unless `force`, which removes them first. A stale table left beside new
- * ones would be loaded with them, and could bring back what the rules hid.
- */
-function prepareOutDir(dir: string, force: boolean): void {
-  let existing: string[] = [];
-  try {
-    if (statSync(dir).isDirectory()) existing = readdirSync(dir).filter((f) => /\.(dat|aml)$/i.test(f));
-    else throw new UsageError('exists and is not a directory', { input: dir });
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new IoError(`cannot open: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: dir });
-  }
-  if (existing.length > 0 && !force) {
-    throw new UsageError(`already holds tables (${existing.slice(0, 4).join(', ')}${existing.length > 4 ? ', …' : ''}): give a new or empty directory, or --force to replace them`, { input: dir });
-  }
-  try {
-    for (const f of existing) rmSync(join(dir, f));
-    mkdirSync(dir, { recursive: true });
-  } catch (err) {
-    throw new IoError(`cannot prepare directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: dir });
-  }
-}
-
-function writeTables(dir: string, files: ReadonlyArray<{ name: string; bytes: Uint8Array }>, ext: string): void {
-  for (const f of files) {
-    const path = join(dir, `${f.name}.${ext}`);
-    try {
-      writeFileSync(path, f.bytes);
-    } catch (err) {
-      throw new IoError(`cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: path });
-    }
-  }
-}
 
 function rewriteText(result: RewriteResult, input: string, rules: string, out: string): string {
   const lines: string[] = [];
@@ -315,10 +280,9 @@ function registerRewrite(acpi: Command): void {
       const source = loadAcpiSource(input);
       const plan = loadAcpiPlan(opts.rules, opts.pciCapture === undefined ? {} : { capture: loadCapture(opts.pciCapture) });
       const rules = acpiRules(plan);
-      if (rules.length === 0) throw new UsageError('has no acpi.rules and hides no PCI function: nothing to do', { input: opts.rules });
+      if (rules.length === 0) throw new PlanError(opts.rules, [{ path: 'acpi.rules', message: 'there are no rules and pci.hide hides no function: nothing to do' }]);
       const result = applyRules(loadWorld(source.tables), rules, opts.rules);
-      prepareOutDir(opts.out, opts.force === true);
-      writeTables(opts.out, result.tables, 'dat');
+      writeTableSet(opts.out, result.tables.map((t) => ({ file: `${t.name}.dat`, bytes: t.bytes })), { force: opts.force === true });
       if (opts.json) {
         await writeJson({
           input,
@@ -354,11 +318,10 @@ function registerGenerate(acpi: Command): void {
         'Example:\n  hvmpt acpi generate --plan guest.yaml --out guest-acpi',
     )
     .action(async (opts: { plan: string; out: string; ext: string; force?: boolean; json?: boolean }) => {
-      if (opts.ext !== 'dat' && opts.ext !== 'aml') throw new UsageError(`--ext takes dat or aml, not ${JSON.stringify(opts.ext)}`);
+      if (opts.ext !== 'dat' && opts.ext !== 'aml') throw new UsageError(`takes dat or aml, not ${JSON.stringify(opts.ext)}`, { input: '--ext' });
       const plan = loadAcpiPlan(opts.plan);
-      const generated = generateGuestTables(generateFacts(plan));
-      prepareOutDir(opts.out, opts.force === true);
-      writeTables(opts.out, generated.tables, opts.ext);
+      const generated = generatePlanTables(plan);
+      writeTableSet(opts.out, generated.tables.map((t) => ({ file: `${t.name}.${opts.ext}`, bytes: t.bytes })), { force: opts.force === true });
       const routes = generated.routes.map((r) => ({ slot: r.device, pin: 'ABCD'[r.pin]!, pirq: 'ABCD'[r.pirq]!, gsi: r.gsi, link: r.link }));
       if (opts.json) {
         await writeJson({

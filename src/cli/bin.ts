@@ -1,9 +1,12 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import { prestartVcpuThread } from '../vmm/runner.js';
 
 // `hvmpt run` boots a machine: start its vCPU thread now, so the thread loads its modules
-// while this one loads the CLI and composes the plan (the thread waits, unreferenced).
-if (process.argv[2] === 'run' && !process.argv.includes('--help') && !process.argv.includes('-h')) prestartVcpuThread();
+// while this one loads the CLI and composes the plan (the thread waits, unreferenced). Not
+// where the run will go to a lab host instead (HVMPT_KVM=lab, or no /dev/kvm at all).
+const runsHere = process.env['HVMPT_KVM'] !== 'lab' || process.argv.includes('--no-lab');
+if (process.argv[2] === 'run' && !process.argv.includes('--help') && !process.argv.includes('-h') && runsHere && existsSync('/dev/kvm')) prestartVcpuThread();
 
 const { main } = await import('./main.js');
 main(process.argv.slice(2)).then(

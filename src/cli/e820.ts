@@ -1,13 +1,23 @@
 import { Option, type Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { HvmptError, UsageError, type ErrorPlace } from '../errors.js';
 import { normalizeE820, type E820Map, type E820Warning } from '../hw/mem/e820.js';
 import { e820ToJson, formatLinux, formatXen, hexString } from '../hw/mem/e820-format.js';
 import { describeMaps, selectMap, type FoundMap, type ParseResult } from '../hw/mem/e820-parse.js';
-import { planIdentity, type DeviceWindow, type IdentityPlan, type IdentityRequest, type LowMemoryPolicy, type Reservation } from '../hw/mem/identity.js';
+import {
+  IdentityPlanError,
+  IdentityRequestError,
+  planIdentity,
+  type DeviceWindow,
+  type IdentityPlan,
+  type IdentityRequest,
+  type LowMemoryPolicy,
+  type Reservation,
+} from '../hw/mem/identity.js';
 import { escapeForEtcDefaultGrub, exactmapParams } from '../hw/mem/kernel-params.js';
-import { formatRange, sizeText } from '../hw/mem/range.js';
+import { ADDRESS_LIMIT, formatRange, sizeText } from '../hw/mem/range.js';
 import { readE820Input } from '../host/mem/read.js';
-import { identityRequestFromPlan, loadMemorySection } from '../plan/memory.js';
+import { PlanError } from '../plan/load.js';
+import { identityPlanPath, identityRequestFromPlan, loadMemorySection } from '../plan/memory.js';
 import { parseSize } from '../util/format.js';
 import { writeJson, writeOut } from './output.js';
 
@@ -60,10 +70,10 @@ export function registerE820(program: Command): void {
     .option('--tag <name>', 'the name in the "Machine Available RAM" banner of the Xen-format host map', 'NEO')
     .option('--json', 'print {hostAfter, kernelParams, guests:[{identity, e820, mayMap}]} as JSON')
     .action(async (input: string, opts: CarveOptions, cmd: Command) => {
-      const request = carveRequest(opts, (name) => cmd.getOptionValueSource(name) !== 'default');
+      const { request, placeOf } = carveRequest(opts, (name) => cmd.getOptionValueSource(name) !== 'default');
       const parsed = readE820Input(input);
       const { map } = chooseMap(parsed, input, opts.map);
-      const plan = planIdentity(map, request);
+      const plan = planFor(map, request, placeOf);
       if (opts.json) return writeJson(carveJson(plan));
       return writeOut(carveText(plan, opts));
     });
@@ -104,6 +114,7 @@ function chooseMap(parsed: ParseResult, input: string, label: string | undefined
   }
   const { map, warnings } = normalizeE820(found.entries);
   for (const note of parsed.notes) process.stderr.write(`hvmpt: note: ${input}: ${note}\n`);
+  for (const w of parsed.warnings ?? []) process.stderr.write(`hvmpt: warning: ${input}: ${w}\n`);
   for (const w of warnings) warn(input, found, w);
   return { found, map };
 }
@@ -115,6 +126,7 @@ function warn(input: string, found: FoundMap, w: E820Warning): void {
 function sizeOption(value: string, name: string): bigint {
   const v = parseSize(value);
   if (v === undefined) throw new UsageError(`'${value}' is not a size or address (examples: 4096, 0x1000, 512M, 2G)`, { input: name });
+  if (v > ADDRESS_LIMIT) throw new UsageError(`'${value}' is beyond the 64-bit address space`, { input: name });
   return v;
 }
 
@@ -135,14 +147,45 @@ function windowOption(value: string, name: string, withGuest: boolean): { guest:
   return { guest: m[1] === undefined ? 0 : Number(m[1]), start, end: start + size, ...(m[4] !== undefined ? { label: m[4] } : {}) };
 }
 
+/** Where a request field came from: the plan (its path) or an option. */
+type PlaceOf = (field: string) => { readonly plan: string; readonly path: string } | { readonly option: string };
+
+/**
+ * Plans the carve; the planner's errors name the option or the plan field the value came from.
+ * A value no host could satisfy given as an option is a usage error (exit 2).
+ */
+function planFor(map: E820Map, request: IdentityRequest, placeOf: PlaceOf): IdentityPlan {
+  try {
+    return planIdentity(map, request);
+  } catch (err) {
+    if (!(err instanceof IdentityPlanError)) throw err;
+    const place = placeOf(err.where.at ?? '');
+    if ('plan' in place) throw new PlanError(place.plan, [{ path: place.path, message: err.detail }]);
+    const where: ErrorPlace = { input: place.option };
+    throw err instanceof IdentityRequestError ? new UsageError(err.detail, where) : new CarveError(err.detail, where);
+  }
+}
+
+/** The host map has no room for what the options ask. */
+class CarveError extends HvmptError {}
+
+/** The options behind the request fields the planner names in its errors. */
+const REQUEST_OPTIONS: Readonly<Record<string, { flag: string; attr: keyof CarveOptions; key: keyof IdentityRequest }>> = {
+  size: { flag: '--size', attr: 'size', key: 'size' },
+  align: { flag: '--align', attr: 'align', key: 'align' },
+  hostKeep: { flag: '--host-keep', attr: 'hostKeep', key: 'hostKeep' },
+  maxRegionsPerGuest: { flag: '--regions', attr: 'regions', key: 'maxRegionsPerGuest' },
+  below: { flag: '--below', attr: 'below', key: 'below' },
+};
+
 /** `given(name)`: whether the user set the option (a plan's value beats an option's default, not an option given). */
-function carveRequest(opts: CarveOptions, given: (option: string) => boolean): IdentityRequest {
+function carveRequest(opts: CarveOptions, given: (option: string) => boolean): { request: IdentityRequest; placeOf: PlaceOf } {
   const fromPlan: Partial<IdentityRequest> = {};
   if (opts.plan !== undefined) {
     const section = loadMemorySection(opts.plan);
-    if (section === undefined) throw new UsageError('the plan has no memory section', { input: opts.plan });
+    if (section === undefined) throw new PlanError(opts.plan, [{ path: 'memory', message: 'the plan has no memory section to carve for' }]);
     if (section.layout !== 'identity') {
-      throw new UsageError(`layout is '${section.layout}': only an identity layout is carved from the host`, { input: opts.plan, at: 'memory.layout' });
+      throw new PlanError(opts.plan, [{ path: 'memory.layout', message: `layout is '${section.layout}': only an identity layout is carved from the host` }]);
     }
     Object.assign(fromPlan, identityRequestFromPlan(section));
   }
@@ -167,7 +210,18 @@ function carveRequest(opts: CarveOptions, given: (option: string) => boolean): I
   ];
   const pick = <T>(option: string, planned: T | undefined, parsed: () => T): T =>
     opts.plan !== undefined && !given(option) && planned !== undefined ? planned : parsed();
-  return {
+  const planReservations = fromPlan.reservations?.length ?? 0;
+  const placeOf: PlaceOf = (field) => {
+    const reservation = /^reservations\[(\d+)\]/.exec(field);
+    if (reservation !== null) return Number(reservation[1]) < planReservations ? { plan: opts.plan!, path: identityPlanPath(field) } : { option: '--reserve' };
+    const device = /^devices\[(\d+)\]/.exec(field);
+    if (device !== null) return { option: Number(device[1]) < opts.bar.length ? '--bar' : '--firmware' };
+    const f = REQUEST_OPTIONS[field];
+    if (f === undefined) return { option: '--guests' };
+    const usedPlan = opts.plan !== undefined && fromPlan[f.key] !== undefined && (opts[f.attr] === undefined || !given(f.attr));
+    return usedPlan ? { plan: opts.plan!, path: identityPlanPath(field) } : { option: f.flag };
+  };
+  const request: IdentityRequest = {
     ...fromPlan,
     size,
     guests: countOption(opts.guests, '--guests'),
@@ -180,6 +234,7 @@ function carveRequest(opts: CarveOptions, given: (option: string) => boolean): I
     reservations,
     devices,
   };
+  return { request, placeOf };
 }
 
 /** The issue's JSON contract: hex strings, exclusive ends, `$` escaped for a grub.cfg. */

@@ -1,13 +1,15 @@
 import { Command, CommanderError } from 'commander';
-import { HvmptError } from '../errors.js';
-import { COMMAND_GROUPS } from './commands.js';
+import { HvmptError, UsageError } from '../errors.js';
+import { loadCommandGroups, type CommandGroup } from './commands.js';
+import { quietStdoutErrors, takeExitStatus } from './output.js';
 import { VERSION } from './version.js';
 
 /**
- * Builds the command tree. Kept separate from running it so tests can inspect
- * `--help` output and parse arguments without spawning a process.
+ * Builds the command tree from the groups given (loadCommandGroups). Kept separate from
+ * running it so tests can inspect `--help` output and parse arguments without spawning a
+ * process.
  */
-export function buildProgram(): Command {
+export function buildProgram(groups: readonly CommandGroup[]): Command {
   const program = new Command('hvmpt')
     .description(
       'HVM PCI pass-through: compose a guest platform (PCI bus, memory map, ACPI, interrupts) ' +
@@ -16,18 +18,19 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true });
-  for (const register of COMMAND_GROUPS) register(program);
+  for (const register of groups) register(program);
   return program;
 }
 
 /** Exit statuses: 0 ok, 1 diagnosed error (bad input), 2 usage, 70 internal bug. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  quietStdoutErrors();
+  const program = buildProgram(await loadCommandGroups(argv));
   program.exitOverride();
   for (const sub of allCommands(program)) sub.exitOverride();
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return 0;
+    return takeExitStatus();
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version surface here as "errors" with exit code 0.
@@ -35,7 +38,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (err instanceof HvmptError) {
       process.stderr.write(`hvmpt: ${err.message}\n`);
-      return 1;
+      return err instanceof UsageError ? 2 : 1;
     }
     process.stderr.write(`hvmpt: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 70;

@@ -5,7 +5,9 @@ import { loadCapture } from '../host/pci/load.js';
 import { parseBdf } from '../hw/pci/address.js';
 import { composePci, type ComposedPci } from '../hw/pci/compose.js';
 import { viewJson, writeLspciDump, writeTree } from '../hw/pci/view.js';
-import { BUILTIN_PCI_MODELS, loadPciPlan, pciComposeInput } from '../plan/pci.js';
+import { resolvePlanFiles } from '../host/plan/files.js';
+import type { Capture } from '../hw/pci/capture.js';
+import { BUILTIN_PCI_MODELS, loadPciPlan, pciComposeInput, type PciSection } from '../plan/pci.js';
 import { writeJson, writeOut } from './output.js';
 
 const FORMATS = ['tree', 'lspci-dump', 'json'] as const;
@@ -22,12 +24,17 @@ export function composeView(dump: string, opts: { plan?: string; bdf?: string })
   let bdf;
   if (opts.bdf !== undefined) {
     bdf = parseBdf(opts.bdf);
-    if (bdf === undefined) throw new UsageError(`--bdf ${opts.bdf}: expected an address like 00:1f.3`);
+    if (bdf === undefined) throw new UsageError(`'${opts.bdf}' is not a PCI address like 00:1f.3`, { input: '--bdf' });
   }
   const base = loadCapture(dump, bdf === undefined ? {} : { bdf });
   if (opts.plan === undefined) return composePci({ base }, dump);
-  const input = pciComposeInput(loadPciPlan(opts.plan), { planFile: opts.plan });
-  return composePci({ base, ...input }, opts.plan);
+  return composePlanView(base, loadPciPlan(opts.plan), opts.plan);
+}
+
+/** A captured machine composed by a plan's pci section (read from `planFile`, whose files it reads). */
+export function composePlanView(base: Capture, section: PciSection, planFile: string): ComposedPci {
+  const input = pciComposeInput(section, { planFile, files: resolvePlanFiles({ pci: section }, planFile) });
+  return composePci({ base, ...input }, planFile);
 }
 
 export function registerPci(program: Command): void {

@@ -63,6 +63,9 @@ export function checkEnvironment(): EnvironmentCheck[] {
     tool('qemu-system-x86_64', 'qemu-system-x86', 'Linux guest tests, exports, benchmarks'),
     tool('lspci', 'pciutils', 'checking PCI dumps (lspci -F)'),
     tool('iasl', 'acpica-tools', 'checking ACPI tables'),
+    tool('virt-xml-validate', 'libvirt-clients', 'checking libvirt exports'),
+    file('libxlutil', '/usr/include/libxlutil.h', 'libxen-dev', 'checking Xen exports with Xen\'s own parser'),
+    tool('chromium', 'chromium', 'checking the HTML report'),
     file('SeaBIOS', '/usr/share/seabios/bios-256k.bin', 'seabios', 'booting guests on the monitor'),
     file('GRUB i386-pc', '/usr/lib/grub/i386-pc/lnxboot.img', 'grub-pc-bin', 'the firmware-level end-to-end test'),
   ];

@@ -27,11 +27,9 @@
  *     ssdts: [{ aml: extra.aml }]
  * ```
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { IoError } from '../errors.js';
-import type { GuestAcpiFacts, SsdtFact } from '../hw/acpi/generate/facts.js';
-import { piixPirq } from '../hw/acpi/generate/facts.js';
+import { GuestFactsError, piixPirq, type GuestAcpiFacts, type SsdtFact } from '../hw/acpi/generate/facts.js';
+import { generateGuestTables, type GeneratedTables } from '../hw/acpi/generate/generate.js';
 import { pciFactsFromTopology } from '../hw/acpi/generate/pci.js';
 import { BINARY_OPS, EXTERNAL_TYPES, type ResourceSpec, type StatementSpec, type ValueSpec } from '../hw/acpi/world/spec.js';
 import { formatPciPath } from '../hw/acpi/world/select.js';
@@ -41,7 +39,8 @@ import { DEFAULT_WINDOWS, type GuestWindows } from '../hw/pci/allocator.js';
 import type { Capture } from '../hw/pci/capture.js';
 import { composePci, type ComposedPci, type PlacedEmulated } from '../hw/pci/compose.js';
 import { intxRoutes } from '../hw/pci/intx.js';
-import { loadStructuredFile, PlanError, planRelative, type PlanProblem } from './load.js';
+import type { PlanFiles } from './files.js';
+import { PlanError, type PlanProblem } from './load.js';
 import { sizeSchema } from './memory.js';
 import { PciSectionSchema, pciComposeInput } from './pci.js';
 import { uint } from './scalars.js';
@@ -225,7 +224,8 @@ const ssdtEntry = z.union([
 ]);
 
 const generateSchema = z.strictObject({
-  cpus: z.number().int().min(1).max(255).default(1),
+  /** Default: machine.cpus for the monitor's tables, 1 for `hvmpt acpi generate`. */
+  cpus: z.number().int().min(1).max(255).optional(),
   oem: z
     .strictObject({
       oemId: z.string().max(6).optional(),
@@ -283,18 +283,6 @@ export const PlanWithAcpiSchema = z.looseObject({ acpi: AcpiSectionSchema.option
 /** The monitor's ECAM base (QEMU q35's), the default when the plan says nothing. */
 export const DEFAULT_ECAM_BASE = 0xb000_0000n;
 
-// ---------------------------------------------------------------- files
-
-function readPlanFile(planFile: string, rel: string, at: string, problems: PlanProblem[]): Uint8Array | undefined {
-  const file = planRelative(planFile, rel);
-  try {
-    return new Uint8Array(readFileSync(file));
-  } catch (err) {
-    problems.push({ path: at, message: new IoError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: file }).message });
-    return undefined;
-  }
-}
-
 // ---------------------------------------------------------------- the guest's chipset
 
 /**
@@ -312,6 +300,8 @@ export function guestChipsetPlaceholders(): PlacedEmulated[] {
 export interface LoadedAcpiPlan {
   readonly section: AcpiSection;
   readonly file: string;
+  /** The files the plan names, read. */
+  readonly files: PlanFiles;
   /** The plan's pci section, composed (on the monitor's chipset, or on `capture`), when it has one. */
   readonly pci?: ComposedPci;
   /** The windows `pci.allocation` places BARs in (the host bridge's windows in a generated DSDT). */
@@ -323,15 +313,14 @@ export interface AcpiPlanOptions {
   readonly capture?: Capture;
 }
 
-/** Reads a plan file's `acpi` section and composes its `pci` section, if any. */
-export function loadAcpiPlan(file: string, options: AcpiPlanOptions = {}): LoadedAcpiPlan {
-  const plan = loadStructuredFile(PlanWithAcpiSchema, file);
+/** A plan's `acpi` section with its `pci` section composed, if any (src/host/plan/acpi.ts reads one from a file). */
+export function acpiPlan(plan: z.output<typeof PlanWithAcpiSchema>, file: string, files: PlanFiles, options: AcpiPlanOptions = {}): LoadedAcpiPlan {
   const section = plan.acpi ?? {};
-  if (plan.pci === undefined) return { section, file };
-  const input = pciComposeInput(plan.pci, { planFile: file });
+  if (plan.pci === undefined) return { section, file, files };
+  const input = pciComposeInput(plan.pci, { planFile: file, files });
   const pci =
     options.capture === undefined ? composePci({ chipset: guestChipsetPlaceholders(), ...input }, file) : composePci({ base: options.capture, ...input }, file);
-  return { section, file, pci, ...(input.allocation === undefined ? {} : { windows: input.allocation.windows }) };
+  return { section, file, files, pci, ...(input.allocation === undefined ? {} : { windows: input.allocation.windows }) };
 }
 
 // ---------------------------------------------------------------- rules
@@ -344,6 +333,12 @@ export function hiddenPciPaths(pci: ComposedPci): { path: string; what: string }
   const byFn = new Map(pci.entries.map((e) => [e.fn, e]));
   const out: { path: string; what: string }[] = [];
   for (const e of pci.hidden) {
+    if (!pci.topology.isAttached(e.fn)) {
+      // A plan device (the monitor's chipset, say) took its slot: name it by its captured address.
+      const b = e.capturedBdf;
+      if (b !== undefined) out.push({ path: formatPciPath({ segment: b.segment, bus: b.bus, hops: [{ device: b.device, fn: b.fn }] }), what: formatBdf(b) });
+      continue;
+    }
     const hops: { device: number; fn: number }[] = [];
     let fn = e.fn;
     let bus = pci.topology.busOf(fn);
@@ -406,8 +401,8 @@ export function acpiRules(plan: LoadedAcpiPlan): WorldRule[] {
           rules.push({ action: 'replace-method', method: r.method, source: { kind: 'spec', body: r.body }, path });
           return;
         }
-        const bytes = readPlanFile(plan.file, r.aml!, `${path}.aml`, problems);
-        if (bytes !== undefined) rules.push({ action: 'replace-method', method: r.method, source: { kind: 'aml', file: r.aml!, bytes, ...(r.from === undefined ? {} : { method: r.from }) }, path });
+        const { bytes } = plan.files.bytes(`${path}.aml`);
+        rules.push({ action: 'replace-method', method: r.method, source: { kind: 'aml', file: r.aml!, bytes, ...(r.from === undefined ? {} : { method: r.from }) }, path });
         return;
       }
       case 'patch-method':
@@ -420,8 +415,8 @@ export function acpiRules(plan: LoadedAcpiPlan): WorldRule[] {
         }
         if (r.aml !== undefined) {
           if (r.oemId !== undefined || r.oemTableId !== undefined || r.oemRevision !== undefined) problems.push({ path, message: 'an .aml table brings its own header: oemId, oemTableId and oemRevision go with body' });
-          const bytes = readPlanFile(plan.file, r.aml, `${path}.aml`, problems);
-          if (bytes !== undefined) rules.push({ action: 'add-ssdt', source: { kind: 'aml', file: r.aml, bytes }, path });
+          const { bytes } = plan.files.bytes(`${path}.aml`);
+          rules.push({ action: 'add-ssdt', source: { kind: 'aml', file: r.aml, bytes }, path });
           return;
         }
         const { action: _a, aml: _m, body, ...header } = r;
@@ -465,8 +460,7 @@ export function generateFacts(plan: LoadedAcpiPlan): GuestAcpiFacts {
   (g.ssdts ?? []).forEach((s, i) => {
     const at = `acpi.generate.ssdts[${i}]`;
     if ('aml' in s) {
-      const bytes = readPlanFile(plan.file, s.aml, `${at}.aml`, problems);
-      if (bytes !== undefined) ssdts.push(bytes);
+      ssdts.push(plan.files.bytes(`${at}.aml`).bytes);
     } else {
       ssdts.push({ kind: 'spec', body: s.body, path: at, ...(s.oemTableId === undefined ? {} : { oemTableId: s.oemTableId }) });
     }
@@ -476,7 +470,7 @@ export function generateFacts(plan: LoadedAcpiPlan): GuestAcpiFacts {
   const names = new Map(pci.entries.map((e) => [e.fn, e.fn.id]));
   const ecam = g.ecam === false ? undefined : { base: g.ecam?.base ?? DEFAULT_ECAM_BASE, ...(g.ecam?.startBus === undefined ? {} : { startBus: g.ecam.startBus }), ...(g.ecam?.endBus === undefined ? {} : { endBus: g.ecam.endBus }) };
   return {
-    cpus: g.cpus,
+    cpus: g.cpus ?? 1,
     ...(g.oem === undefined ? {} : { oem: g.oem }),
     ...(ecam === undefined ? {} : { ecam }),
     ...(g.pm === undefined ? {} : { pm: g.pm }),
@@ -492,4 +486,20 @@ export function generateFacts(plan: LoadedAcpiPlan): GuestAcpiFacts {
     ssdts,
     pci: pciFactsFromTopology(pci.topology, { names, windows: plan.windows ?? DEFAULT_WINDOWS }),
   };
+}
+
+/**
+ * The guest's tables `hvmpt acpi generate` writes: the generator's own checks (an ECAM bus
+ * range, an SSDT body, a layout) are reported as the plan's, at the plan path they come from.
+ */
+export function generatePlanTables(plan: LoadedAcpiPlan): GeneratedTables {
+  try {
+    return generateGuestTables(generateFacts(plan));
+  } catch (err) {
+    if (!(err instanceof GuestFactsError)) throw err;
+    const at = err.where.at ?? '';
+    // Facts under pci. describe the composed bus, which the plan's pci section made.
+    const path = at.startsWith('acpi.') ? at : at.startsWith('pci.') ? 'pci' : `acpi.generate.${at}`;
+    throw new PlanError(plan.file, [{ path, message: at.startsWith('pci.') ? `${at}: ${err.detail}` : err.detail }]);
+  }
 }

@@ -52,8 +52,13 @@ const reservationSchema = z
     if (end > LIMIT) ctx.addIssue({ code: 'custom', message: 'the range runs past the 64-bit address space' });
   });
 
+/** The most RAM a plan gives a guest: beyond any machine hvmpt runs on, and well inside the 64-bit space its PCI windows follow. */
+export const MAX_GUEST_RAM = 16n << 40n;
+
 export const memorySectionSchema = z.strictObject({
-  size: sizeSchema.refine((v) => v > 0n && v % 4096n === 0n, 'must be a positive multiple of 4 KiB'),
+  size: sizeSchema
+    .refine((v) => v > 0n && v % 4096n === 0n, 'must be a positive multiple of 4 KiB')
+    .refine((v) => v <= MAX_GUEST_RAM, 'must be at most 16T, the most guest RAM hvmpt lays out'),
   layout: z.enum(['identity', 'ordinary']).default('ordinary'),
   identity: z
     .strictObject({
@@ -97,4 +102,25 @@ export function identityRequestFromPlan(section: MemorySection): IdentityRequest
     ...(id.maxRegions !== undefined ? { maxRegionsPerGuest: id.maxRegions } : {}),
     ...(id.hostKeep !== undefined ? { hostKeep: id.hostKeep } : {}),
   };
+}
+
+/**
+ * The plan path behind an identity request field an IdentityPlanError names (`size`,
+ * `reservations[2]`), so the planner's message points into the plan.
+ */
+export function identityPlanPath(field: string): string {
+  const reservation = /^reservations(\[\d+\].*)$/.exec(field);
+  if (reservation !== null) return `memory.reservations${reservation[1]}`;
+  switch (field) {
+    case 'size':
+    case 'guests':
+      return 'memory.size';
+    case 'maxRegionsPerGuest':
+      return 'memory.identity.maxRegions';
+    case 'align':
+    case 'below':
+    case 'hostKeep':
+      return `memory.identity.${field}`;
+  }
+  return 'memory';
 }

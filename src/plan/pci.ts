@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { loadCapture } from '../host/pci/load.js';
 import { formatBdf, parseBdf, parseDevfn, sameBdf, type Bdf } from '../hw/pci/address.js';
 import type { GuestWindows } from '../hw/pci/allocator.js';
 import { DEFAULT_WINDOWS } from '../hw/pci/allocator.js';
@@ -8,9 +7,10 @@ import type { ComposeInput, Location, PlacedEmulated, PlacedReal } from '../hw/p
 import { msiCapability, msixCapability, pcieCapability, pmCapability, type CapabilitySpec, type EmulatedFunctionSpec, type RegisterSpec } from '../hw/pci/emulated.js';
 import { PciError } from '../hw/pci/errors.js';
 import type { BarOverride, CapabilitySelector } from '../hw/pci/real.js';
-import { HvmptError } from '../errors.js';
 import { parseSize } from '../util/format.js';
-import { formatPath, loadStructuredFile, PlanError, planRelative, type PlanProblem } from './load.js';
+import type { PlanFiles } from './files.js';
+import { formatPath, loadStructuredFile, PlanError, type PlanProblem } from './load.js';
+import { hostSelector, idOverrides, PASSTHROUGH_BACKENDS, romChoice } from './passthrough.js';
 import { uint } from './scalars.js';
 
 /**
@@ -170,6 +170,49 @@ const realDevice = z.strictObject({
   bdf: bdfText.optional(),
 });
 
+/**
+ * A host function passed through (see src/plan/passthrough.ts): `at` is where the guest sees
+ * it (default: the first free slot on root bus 00), `name` what the plan calls it (default
+ * `pt<i>`).
+ */
+export const passthroughDevice = z.strictObject({
+  name: name.optional(),
+  host: hostSelector,
+  at: location.optional(),
+  backend: z.enum(PASSTHROUGH_BACKENDS).default('vfio'),
+  rom: romChoice.default({ kind: 'auto' }),
+  use: deviceUse.optional(),
+  ids: idOverrides.optional(),
+});
+
+/**
+ * A device plug-in (docs/plugins.md): a module hvmpt loads by specifier (`./my-device.js`
+ * relative to the plan, or a package name) that defines the device, with options its own
+ * schema validates; or a device another process serves over vfio-user at `socket`.
+ */
+const pluginDevice = z.union([
+  z.strictObject({
+    name: name.optional(),
+    module: z.string().min(1, 'a module specifier: ./my-device.js or a package name'),
+    /** Which export of the module holds the definition (default: its default export). */
+    export: z.string().min(1).optional(),
+    at: location,
+    use: deviceUse.optional(),
+    options: z.record(z.string(), z.unknown()).optional(),
+    /** How long one call into the plug-in may run before the watchdog fails the device (ms, default 2000). */
+    watchdog: z.number().int().min(10).max(600_000).optional(),
+  }),
+  z.strictObject({
+    name: name.optional(),
+    /** A vfio-user server's UNIX socket (`hvmpt serve-device`, or another vendor's server). */
+    socket: z.string().min(1, 'the path of a vfio-user server\'s socket'),
+    at: location,
+    use: deviceUse.optional(),
+    /** How long a reply from the server may take before the device is failed (ms, default 5000). */
+    timeout: z.number().int().min(10).max(600_000).optional(),
+  }),
+]);
+
 const functionPolicy = z.strictObject({
   target: z.string().min(1),
   use: deviceUse.optional(),
@@ -188,16 +231,37 @@ export const PciSectionSchema = z.strictObject({
   bridges: z.array(fakeBridge).optional(),
   emulated: z.array(emulatedDevice).optional(),
   real: z.array(realDevice).optional(),
+  passthrough: z.array(passthroughDevice).optional(),
+  plugins: z.array(pluginDevice).optional(),
   functions: z.array(functionPolicy).optional(),
   capabilities: capabilityPolicy.optional(),
   unclaimed: z.enum(['pass', 'read-only', 'hide']).optional(),
   unknownBarSize: z.enum(['fixed', 'alignment']).optional(),
   renumber: z.boolean().optional(),
   allocation: allocation.optional(),
+  /**
+   * ACPI PCI hot-plug on root bus 00 (docs/hotplug.md): every empty root slot, and the slot of
+   * every passthrough device whose use is dynamic, takes a device while the guest runs
+   * (`hvmpt ctl SOCKET attach`). On whenever a passthrough device is dynamic.
+   */
+  hotplug: z.boolean().optional(),
 });
 
 export type PciSection = z.output<typeof PciSectionSchema>;
 type FunctionEntry = NonNullable<PciSection['functions']>[number];
+export type PassthroughEntry = NonNullable<PciSection['passthrough']>[number];
+
+export type PluginEntry = NonNullable<PciSection['plugins']>[number];
+
+/** The name a plug-in entry goes by in the plan: its own, or `plugin<i>`. */
+export function pluginName(entry: PluginEntry, index: number): string {
+  return entry.name ?? `plugin${index}`;
+}
+
+/** The name a passthrough entry goes by in the plan: its own, or `pt<i>`. */
+export function passthroughName(entry: PassthroughEntry, index: number): string {
+  return entry.name ?? `pt${index}`;
+}
 
 /** A whole plan file as far as PCI is concerned: other top-level sections pass untouched. */
 export const PlanWithPciSchema = z.looseObject({ pci: PciSectionSchema.optional() });
@@ -304,15 +368,17 @@ function zodProblems(prefix: string, error: z.ZodError): PlanProblem[] {
 }
 
 export interface ResolveOptions {
-  /** The plan file (relative dump paths resolve against its directory), for error messages. */
+  /** The plan file, for error messages. */
   readonly planFile: string;
+  /** The files the plan names, read (src/host/plan/files.ts). */
+  readonly files: PlanFiles;
   /** Emulated device models by name (default: the built-in ones). */
   readonly models?: ReadonlyMap<string, PciDeviceModel>;
 }
 
 /**
- * Turns a validated `pci` section into the model's compose input: loads the dumps that real
- * devices come from, validates model options, and reports every problem with its plan path in
+ * Turns a validated `pci` section into the model's compose input: picks each real device's
+ * function from its dump (read beforehand, with the plan's other files), validates model options, and reports every problem with its plan path in
  * one PlanError.
  */
 export function pciComposeInput(section: PciSection, options: ResolveOptions): Omit<ComposeInput, 'base'> {
@@ -343,22 +409,16 @@ export function pciComposeInput(section: PciSection, options: ResolveOptions): O
   const real: PlacedReal[] = [];
   (section.real ?? []).forEach((r, i) => {
     const path = `pci.real[${i}]`;
-    const file = planRelative(options.planFile, r.dump);
-    try {
-      const cap = loadCapture(file);
-      const pick = r.bdf === undefined ? (cap.functions.length === 1 ? cap.functions[0] : undefined) : cap.functions.find((f) => sameBdf(f.bdf, r.bdf as Bdf));
-      if (pick === undefined) {
-        problems.push({
-          path: `${path}.bdf`,
-          message: r.bdf === undefined ? `${r.dump} holds ${cap.functions.length} functions (${cap.functions.map((f) => formatBdf(f.bdf)).join(', ')}): say which with bdf` : `${r.dump} has no function ${formatBdf(r.bdf)}`,
-        });
-        return;
-      }
-      real.push({ name: r.name, at: r.at, capture: pick, source: r.dump, path });
-    } catch (err) {
-      if (err instanceof HvmptError) problems.push({ path: `${path}.dump`, message: err.message });
-      else throw err;
+    const cap = options.files.capture(`${path}.dump`).capture;
+    const pick = r.bdf === undefined ? (cap.functions.length === 1 ? cap.functions[0] : undefined) : cap.functions.find((f) => sameBdf(f.bdf, r.bdf as Bdf));
+    if (pick === undefined) {
+      problems.push({
+        path: `${path}.bdf`,
+        message: r.bdf === undefined ? `${r.dump} holds ${cap.functions.length} functions (${cap.functions.map((f) => formatBdf(f.bdf)).join(', ')}): say which with bdf` : `${r.dump} has no function ${formatBdf(r.bdf)}`,
+      });
+      return;
     }
+    real.push({ name: r.name, at: r.at, capture: pick, source: r.dump, path });
   });
 
   let allocationWindows: GuestWindows | undefined;

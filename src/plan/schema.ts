@@ -17,7 +17,14 @@ export const planSchema = z.strictObject({
   pci: PciSectionSchema.optional(),
   /** The guest's ACPI tables: generated (default) or the host's, world-view rules, exposed host tables. */
   acpi: AcpiSectionSchema.optional(),
-  machine: machineSectionSchema.default({ boot: { kind: 'grub-report' }, serial: 'stdout', onReset: 'exit', roms: [] }),
+  /**
+   * Policy plug-ins (docs/plugins.md), applied in order to the plan as written, before it is
+   * composed: each may hide or expose PCI functions, add ACPI rules and SSDTs.
+   */
+  policies: z
+    .array(z.strictObject({ module: z.string().min(1, 'a module specifier: ./my-policy.js or a package name'), export: z.string().min(1).optional(), options: z.record(z.string(), z.unknown()).optional() }))
+    .optional(),
+  machine: machineSectionSchema.default({ cpus: 1, boot: { kind: 'grub-report' }, serial: 'stdout', onReset: 'exit', roms: [] }),
 });
 
 export type Plan = z.output<typeof planSchema>;

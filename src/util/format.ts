@@ -32,3 +32,13 @@ export function parseSize(text: string): bigint | undefined {
   const unit = SIZE_SUFFIX.find(([s]) => s === suffix);
   return unit === undefined ? undefined : base * unit[1];
 }
+
+/** A path into structured data as plans write it: `pci.devices[2].bars[0].size`. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out === '' ? String(key) : `.${String(key)}`;
+  }
+  return out;
+}

@@ -1,60 +1,40 @@
 import type { DmaMemory } from '../hw/chipset/fw-cfg.js';
 import { decodePam, type PamSegment } from '../hw/chipset/pam.js';
 import type { AccessSize, MmioHandler } from '../hw/io.js';
-import type { Mapping } from '../native/sys.js';
+import { MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, type Mapping } from '../native/sys.js';
+import type { ProtectionMap } from '../hw/mem/protection.js';
 import { HvmptError } from '../errors.js';
 import type { Vm } from './kvm/vm.js';
-import { readLe, writeLe } from './le-bytes.js';
+import { readLe, writeLe } from '../util/le-bytes.js';
+import { ramTopBelow4G, type RamLayout, type RamRange } from '../hw/mem/ram-layout.js';
+
 
 /** The firmware image cannot be placed (wrong size). */
 export class FirmwareImageError extends HvmptError {}
+
+/** Identity RAM the protection map does not allow, or /dev/mem would not map. */
+export class IdentityRamError extends HvmptError {}
+
+/**
+ * RAM at the host's own addresses (an identity layout): the host-physical pages behind
+ * [start, end) are mapped from /dev/mem, so guest frame == machine frame and a device's DMA
+ * lands where the guest put its buffers. Each range must be allowed by the protection map.
+ */
+export interface IdentityBacking {
+  readonly ranges: readonly RamRange[];
+  readonly protection: ProtectionMap | undefined;
+  /** /dev/mem, or a stand-in in tests. */
+  readonly device?: string;
+}
 
 const FOUR_GIB = 0x1_0000_0000n;
 const ISA_HOLE_START = 0xa0000n;
 const PAM_BASE = 0xc0000;
 const PAM_SIZE = 0x40000;
 const HIGH_BASE = 0x100000n;
+/** A host mapping is seen through one ArrayBuffer, and Node's stop short of 4 GiB. */
+const MAX_RAM_PIECE = 0x1_0000_0000n;
 const ISA_BIOS_MAX = 0x20000;
-
-/** A guest-physical RAM range, [start, end). */
-export interface RamRange {
-  readonly start: bigint;
-  readonly end: bigint;
-}
-
-/**
- * Where the guest has RAM: guest-physical ranges, sorted and disjoint, page aligned. An
- * ordinary layout is one range from 0 (plus one above 4 GiB); an identity layout has RAM only
- * at the host addresses its plan carved, plus private low memory.
- */
-export interface RamLayout {
-  readonly ranges: readonly RamRange[];
-}
-
-/** The one-range (and above-4-GiB) layout of an ordinary guest with `bytes` of RAM and a PCI hole from `holeStart`. */
-export function ordinaryLayout(bytes: bigint, holeStart = 0xe000_0000n): RamLayout {
-  const low = bytes < holeStart ? bytes : holeStart;
-  const ranges: RamRange[] = [{ start: 0n, end: low }];
-  if (bytes > low) ranges.push({ start: FOUR_GIB, end: FOUR_GIB + (bytes - low) });
-  return { ranges };
-}
-
-/** RAM below 4 GiB ends here (what CMOS, linuxboot's initrd limit and SeaBIOS's RamSize mean). */
-export function ramTopBelow4G(layout: RamLayout): number {
-  let top = 0n;
-  for (const r of layout.ranges) if (r.start < FOUR_GIB) top = r.end < FOUR_GIB ? r.end : FOUR_GIB;
-  return Number(top);
-}
-
-export function ramAbove4G(layout: RamLayout): bigint {
-  let n = 0n;
-  for (const r of layout.ranges) if (r.end > FOUR_GIB) n += r.end - (r.start > FOUR_GIB ? r.start : FOUR_GIB);
-  return n;
-}
-
-export function ramTotal(layout: RamLayout): bigint {
-  return layout.ranges.reduce((n, r) => n + (r.end - r.start), 0n);
-}
 
 interface PamRun {
   readonly base: number;
@@ -92,6 +72,7 @@ export class GuestMemory implements DmaMemory {
     readonly layout: RamLayout,
     firmware: Uint8Array,
     firmwareName: string,
+    identity?: IdentityBacking,
   ) {
     if (firmware.length === 0 || firmware.length % 0x10000 !== 0 || firmware.length > 16 << 20) {
       throw new FirmwareImageError(`${firmware.length} bytes: a BIOS image must be a non-empty multiple of 64 KiB, at most 16 MiB`, { input: firmwareName });
@@ -103,6 +84,7 @@ export class GuestMemory implements DmaMemory {
       if (r.start % 4096n !== 0n || r.end % 4096n !== 0n || r.end <= r.start) throw new FirmwareImageError('RAM ranges must be non-empty and page aligned', { input: 'memory', at });
       if (r.start < prevEnd) throw new FirmwareImageError('RAM ranges must be sorted and disjoint', { input: 'memory', at });
       if (r.start < FOUR_GIB && r.end > romBase) throw new FirmwareImageError(`RAM overlaps the BIOS ROM at 0x${romBase.toString(16)}`, { input: 'memory', at });
+      if (r.end - r.start >= MAX_RAM_PIECE) throw new FirmwareImageError('the monitor maps each RAM range as one buffer, which holds less than 4 GiB: give the guest less memory', { input: 'memory', at });
       prevEnd = r.end;
     });
     this.shadow = vm.allocate(PAM_SIZE);
@@ -113,7 +95,8 @@ export class GuestMemory implements DmaMemory {
       if (r.start < ISA_HOLE_START) pieces.push({ start: r.start, end: r.end < ISA_HOLE_START ? r.end : ISA_HOLE_START });
       if (r.end > HIGH_BASE) pieces.push({ start: r.start > HIGH_BASE ? r.start : HIGH_BASE, end: r.end });
       for (const p of pieces) {
-        const mapping = vm.allocateRam(Number(p.end - p.start), p.start);
+        const inIdentity = identity?.ranges.some((r) => p.start < r.end && r.start < p.end) ?? false;
+        const mapping = inIdentity ? this.identityRam(p, identity!) : vm.allocateRam(Number(p.end - p.start), p.start);
         this.backed.push({ start: p.start, end: p.end, mapping });
         this.slot(p.start, Number(p.end - p.start), mapping.address, false);
       }
@@ -125,6 +108,31 @@ export class GuestMemory implements DmaMemory {
     // Reset state of the PAM: everything from the PCI side, as on real hardware.
     this.pam = decodePam(new Uint8Array(7));
     this.applyPam();
+  }
+
+  /**
+   * Maps host-physical [p.start, p.end) from /dev/mem, shared (the machine's own pages, not a
+   * copy), after the protection map allowed it; zeroed, so a guest never reads what the last one
+   * left there.
+   */
+  private identityRam(p: RamRange, identity: IdentityBacking): Mapping {
+    const at = `[0x${p.start.toString(16)}, 0x${p.end.toString(16)})`;
+    const inside = identity.ranges.some((r) => p.start >= r.start && p.end <= r.end);
+    if (!inside) throw new IdentityRamError(`RAM range ${at} is only partly identity RAM`, { input: 'memory', at });
+    if (identity.protection !== undefined) {
+      const d = identity.protection.mayMap(p, 'write');
+      if (!d.allowed) throw new IdentityRamError(`the protection map refuses identity RAM ${at}: ${d.reason}`, { input: 'memory', at });
+    }
+    const device = identity.device ?? '/dev/mem';
+    const sys = this.vm.sys;
+    const fd = sys.open(device, O_RDWR | O_CLOEXEC);
+    try {
+      const m = sys.mmap(Number(p.end - p.start), PROT_READ | PROT_WRITE, MAP_SHARED, fd, Number(p.start));
+      new Uint8Array(m.buffer).fill(0);
+      return m;
+    } finally {
+      sys.close(fd);
+    }
   }
 
   private slot(guest: bigint, size: number, host: bigint, readonly: boolean): number {
@@ -205,6 +213,11 @@ export class GuestMemory implements DmaMemory {
   }
 
   /** RAM the guest can reach by DMA: its RAM ranges (less the legacy window) and PAM segments that are writable RAM. */
+  /** Guest RAM and the host memory behind it (what a device's DMA is given). */
+  ramRanges(): Array<{ start: bigint; end: bigint; host: bigint }> {
+    return this.backed.map((b) => ({ start: b.start, end: b.end, host: b.mapping.address }));
+  }
+
   covers(address: bigint, length: number): boolean {
     return this.locate(address, length) !== undefined;
   }

@@ -2,6 +2,11 @@ import { allOnes, type AccessSize, type MmioHandler, type PortIoHandler } from '
 import { HvmptError } from '../errors.js';
 import { hex } from '../util/format.js';
 
+/** Ranges are named for their device, or `DEVICE BARn` for one of its BARs: a failed device fails them all. */
+function ownedBy(range: string, device: string): boolean {
+  return range === device || range.startsWith(`${device} `);
+}
+
 /** Two devices claimed the same port or address. */
 export class IoConflictError extends HvmptError {}
 
@@ -85,7 +90,7 @@ export class PortBus {
   }
 
   markFailed(device: string): void {
-    for (const e of this.entries) if (e.name === device) e.failed = true;
+    for (const e of this.entries) if (ownedBy(e.name, device)) e.failed = true;
   }
 
   register(name: string, first: number, count: number, handler: PortIoHandler): void {
@@ -98,9 +103,10 @@ export class PortBus {
     this.table.fill(this.entries.length, first, first + count);
   }
 
-  unregister(name: string): void {
+  /** Removes the ranges `name` registered (only the one starting at `first`, when given). */
+  unregister(name: string, first?: number): void {
     this.entries.forEach((e, i) => {
-      if (e.name !== name) return;
+      if (e.name !== name || (first !== undefined && e.first !== first)) return;
       for (let p = e.first; p < e.first + e.count; p++) if (this.table[p] === i + 1) this.table[p] = 0;
     });
   }
@@ -167,7 +173,7 @@ export class MmioBus {
   }
 
   markFailed(device: string): void {
-    for (const e of this.entries) if (e.name === device) e.failed = true;
+    for (const e of this.entries) if (ownedBy(e.name, device)) e.failed = true;
   }
 
   register(name: string, base: number, size: number, handler: MmioHandler): void {

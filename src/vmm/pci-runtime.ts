@@ -10,11 +10,17 @@ import type { ComposedPci } from '../hw/pci/compose.js';
 import { EcamWindow } from '../hw/pci/ecam.js';
 import type { PciFunction } from '../hw/pci/function.js';
 import type { Mapping } from '../native/sys.js';
-import type { RamRange } from './guest-memory.js';
+import type { RamRange } from '../hw/mem/ram-layout.js';
 import type { MmioBus, PortBus } from './io-bus.js';
-import { windowOf } from './pci-platform.js';
+import { windowOf } from '../platform/pci-platform.js';
 import type { Vm } from './kvm/vm.js';
-import { readLe, writeLe } from './le-bytes.js';
+import { readLe, writeLe } from '../util/le-bytes.js';
+import type { BarInstall, InstalledPiece } from './passthrough.js';
+
+/** A function whose BARs a live device installs (a pass-through back-end, a device plug-in). */
+export interface LiveBars {
+  installBar(e: BarMappingEvent, m: BarMapping, name: string): BarInstall | undefined;
+}
 
 /** One update-mapping event and what the monitor did about it. */
 export interface MappingLogEntry {
@@ -48,7 +54,27 @@ interface Backing {
   readonly readonly: boolean;
 }
 
-type Installed = { readonly kind: 'slot'; readonly slot: number } | { readonly kind: 'mmio'; readonly name: string; readonly base: number } | { readonly kind: 'pio'; readonly name: string };
+type Installed = InstalledPiece;
+
+/** What the PCI runtime works with, by name. */
+export interface PciRuntimeOptions {
+  readonly pci: ComposedPci;
+  readonly vm: Vm;
+  readonly ports: PortBus;
+  readonly mmio: MmioBus;
+  readonly system: SystemControl;
+  /** Guest RAM: no BAR may be mapped over it. */
+  readonly ram: readonly RamRange[];
+  /** Identity layouts: what the guest may map. */
+  readonly protection: ProtectionMap | undefined;
+  /** Expansion ROM images by device name, served read-only at the ROM BAR. */
+  readonly roms: ReadonlyMap<string, Uint8Array>;
+  readonly ecamBase: bigint;
+  /** The host bridge's windows (the tables' _CRS), for the mapping log. */
+  readonly windows: GuestWindows | undefined;
+  /** Functions backed by a live device, by function id (set once the bus is composed, before reset). */
+  readonly passthrough?: ReadonlyMap<string, LiveBars>;
+}
 
 const hex = (v: bigint | number): string => '0x' + v.toString(16);
 
@@ -63,29 +89,63 @@ const hex = (v: bigint | number): string => '0x' + v.toString(16);
 export class PciRuntime {
   readonly log: MappingLogEntry[] = [];
   private readonly backings = new Map<string, Backing>();
-  private readonly installed = new Map<string, Installed>();
+  private readonly installed = new Map<string, Installed[]>();
   private readonly romImages = new Map<string, Uint8Array>();
 
-  constructor(
-    readonly pci: ComposedPci,
-    private readonly vm: Vm,
-    private readonly ports: PortBus,
-    private readonly mmio: MmioBus,
-    system: SystemControl,
-    private readonly ram: readonly RamRange[],
-    private readonly protection: ProtectionMap | undefined,
-    roms: ReadonlyMap<string, Uint8Array>,
-    ecamBase: bigint,
-    private readonly windows: GuestWindows | undefined,
-  ) {
-    for (const [device, bytes] of roms) this.romImages.set(device, bytes);
-    const topology = pci.topology;
+  readonly pci: ComposedPci;
+  private readonly vm: Vm;
+  private readonly ports: PortBus;
+  private readonly mmio: MmioBus;
+  private readonly ram: readonly RamRange[];
+  private readonly protection: ProtectionMap | undefined;
+  private readonly windows: GuestWindows | undefined;
+  private readonly passthrough: Map<string, LiveBars>;
+
+  constructor(o: PciRuntimeOptions) {
+    this.pci = o.pci;
+    this.vm = o.vm;
+    this.ports = o.ports;
+    this.mmio = o.mmio;
+    this.ram = o.ram;
+    this.protection = o.protection;
+    this.windows = o.windows;
+    this.passthrough = new Map(o.passthrough ?? []);
+    for (const [device, bytes] of o.roms) this.romImages.set(device, bytes);
+    const topology = o.pci.topology;
     topology.onMapping((e) => this.apply(e));
-    ports.register('pci-config', CF8_PORT, CF8_PORT_COUNT, new ConfigMechanism1(topology, { legacy: new ResetControl(system) }));
-    const ecam = new EcamWindow(topology, { base: ecamBase });
-    mmio.register('pci-ecam', Number(ecamBase), ecam.size, ecam);
+    o.ports.register('pci-config', CF8_PORT, CF8_PORT_COUNT, new ConfigMechanism1(topology, { legacy: new ResetControl(o.system) }));
+    const ecam = new EcamWindow(topology, { base: o.ecamBase });
+    o.mmio.register('pci-ecam', Number(o.ecamBase), ecam.size, ecam);
     // Power-on state: decode off, BARs at zero, bridges closed; firmware programs the rest.
     topology.reset();
+  }
+
+  /** The live devices behind passthrough functions, by function id. */
+  get devices(): ReadonlyMap<string, LiveBars> {
+    return this.passthrough;
+  }
+
+  /** A function hot-plugged into the running machine: its BARs go to `live` from now on. */
+  addLive(id: string, live: LiveBars): void {
+    this.passthrough.set(id, live);
+  }
+
+  /**
+   * Takes a function off the bus (hot-unplug, the guest's eject or a forced one): every piece
+   * of its BARs (memory slots, trapped ranges, ports) uninstalled and logged first, so nothing
+   * of the guest's address space reaches the device once its back-end closes. Idempotent.
+   */
+  removeFunction(fn: PciFunction): void {
+    const prefix = `${fn.id}#`;
+    for (const [key, pieces] of [...this.installed]) {
+      if (!key.startsWith(prefix)) continue;
+      for (const p of pieces) this.uninstall(p);
+      this.installed.delete(key);
+      const bar = Number(key.slice(prefix.length));
+      this.log.push({ device: fn.id, bdf: formatBdf(fn.address), bar: bar === 6 ? 'rom' : bar, kind: 'removed', old: null, new: null, action: 'unmapped', detail: 'the function left the bus (hot-unplug)' });
+    }
+    this.passthrough.delete(fn.id);
+    if (this.pci.topology.isAttached(fn)) this.pci.topology.detach(fn);
   }
 
   private key(fn: PciFunction, bar: number): string {
@@ -121,7 +181,7 @@ export class PciRuntime {
     };
     const previous = this.installed.get(key);
     if (previous !== undefined) {
-      this.uninstall(previous);
+      for (const p of previous) this.uninstall(p);
       this.installed.delete(key);
     }
     if (e.new === null) {
@@ -135,6 +195,8 @@ export class PciRuntime {
 
   private install(e: BarMappingEvent, m: BarMapping, key: string): { action: MappingLogEntry['action']; detail?: string } {
     const name = `${e.fn.id} ${e.bar === 6 ? 'ROM' : `BAR${e.bar}`}`;
+    const live = e.bar === 6 ? undefined : this.passthrough.get(e.fn.id);
+    if (live !== undefined) return this.installLive(live, e, m, key, name);
     const backing = this.backing(e.fn, e.bar, e.kind, m.size);
     if (e.kind === 'io') {
       if (m.address + m.size > 0x10000n) return { action: 'refused', detail: 'I/O range runs past port 0xFFFF' };
@@ -144,7 +206,7 @@ export class PciRuntime {
       } catch (err) {
         return { action: 'refused', detail: err instanceof Error ? err.message : String(err) };
       }
-      this.installed.set(key, { kind: 'pio', name });
+      this.installed.set(key, [{ kind: 'pio', name }]);
       return { action: 'trapped', detail: 'port I/O served from the replayed device store' };
     }
     const end = m.address + m.size;
@@ -162,7 +224,7 @@ export class PciRuntime {
       const slot = this.vm.freeSlot();
       try {
         this.vm.setMemorySlot({ slot, guestAddress: m.address, size: Number(m.size), hostAddress: backing.mapping.address, readonly: backing.readonly });
-        this.installed.set(key, { kind: 'slot', slot });
+        this.installed.set(key, [{ kind: 'slot', slot }]);
         return { action: 'mapped' };
       } catch (err) {
         why = `KVM refused the slot: ${err instanceof Error ? err.message : String(err)}`;
@@ -173,8 +235,33 @@ export class PciRuntime {
     } catch (err) {
       return { action: 'refused', detail: `${why}; ${err instanceof Error ? err.message : String(err)}` };
     }
-    this.installed.set(key, { kind: 'mmio', name, base: Number(m.address) });
+    this.installed.set(key, [{ kind: 'mmio', name, base: Number(m.address) }]);
     return { action: 'trapped', detail: why };
+  }
+
+  /** A live device's BAR: the checks every BAR gets, then its back-end maps or forwards it. */
+  private installLive(live: LiveBars, e: BarMappingEvent, m: BarMapping, key: string, name: string): { action: MappingLogEntry['action']; detail?: string } {
+    const end = m.address + m.size;
+    if (e.kind === 'io') {
+      if (end > 0x10000n) return { action: 'refused', detail: 'I/O range runs past port 0xFFFF' };
+    } else {
+      if (end > BigInt(Number.MAX_SAFE_INTEGER)) return { action: 'refused', detail: 'above the addresses the monitor dispatches' };
+      const overRam = this.ram.find((r) => m.address < r.end && r.start < end);
+      if (overRam !== undefined) return { action: 'refused', detail: `overlaps guest RAM [${hex(overRam.start)}, ${hex(overRam.end)}): left disabled` };
+      if (this.protection !== undefined) {
+        const d = this.protection.mayMapSpan(m.address, m.size, 'write');
+        if (!d.allowed) return { action: 'refused', detail: `protection map: ${d.reason}: left disabled` };
+      }
+    }
+    let result;
+    try {
+      result = live.installBar(e, m, name);
+    } catch (err) {
+      return { action: 'refused', detail: err instanceof Error ? err.message : String(err) };
+    }
+    if (result === undefined) return { action: 'unbacked', detail: 'the back-end has no such region' };
+    this.installed.set(key, [...result.pieces]);
+    return { action: result.action, ...(result.detail === undefined ? {} : { detail: result.detail }) };
   }
 
   private uninstall(i: Installed): void {

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import type { ControlEvent, ControlMessage, ControlRequest, ControlResult } from './control-protocol.js';
 import { HvmptError } from '../errors.js';
 import { loadSys } from '../native/index.js';
 import { MAP_SHARED, PROT_READ, PROT_WRITE, SIGUSR2, type Mapping } from '../native/sys.js';
@@ -6,9 +7,10 @@ import { ByteRing } from './byte-ring.js';
 import type { DeviceFault } from './io-bus.js';
 import { RUN } from './kvm/abi.js';
 import type { RunReport } from './machine.js';
-import type { MachineConfig } from './machine-config.js';
-import { EXIT_COUNT, PROBE_REQUESTED, STOP_REQUESTED, type StopReason } from './vcpu-loop.js';
-import type { StartMessage, WorkerInput, WorkerMessage } from './worker-protocol.js';
+import type { MachineConfig } from '../platform/machine-config.js';
+import { controlBuffer, cpuWord, EXITS, KICK, PROBE, PROBE_NONE, PROBE_REQUESTED, STOP, STOP_REQUESTED } from './vcpu-control.js';
+import type { StopReason } from './vcpu-loop.js';
+import type { ApInput, ApMessage, ApStartMessage, StartMessage, WorkerInput, WorkerMessage } from './worker-protocol.js';
 
 /** The machine could not be built or the vCPU thread died. */
 export class MachineError extends HvmptError {}
@@ -19,6 +21,10 @@ export interface RunOptions {
   /** The firmware's 0x402 log. */
   readonly onDebug?: (bytes: Uint8Array) => void;
   readonly onFault?: (fault: DeviceFault) => void;
+  /** Notes from the machine (passthrough interrupt routes and modes, BARs refused). */
+  readonly onNote?: (text: string) => void;
+  /** Unasked news from the machine's control side (a hot-plugged device the guest ejected). */
+  readonly onControlEvent?: (e: ControlEvent) => void;
   /** Stop the guest after this long (the result says `stopped: timeout`). */
   readonly timeoutMs?: number;
   readonly pollMs?: number;
@@ -36,15 +42,28 @@ export interface RunResult {
 }
 
 export interface RunningMachine {
-  /** Asks the vCPU to stop; resolves `done` with a `stopped` reason. Safe to call at any time. */
+  /** Asks every vCPU to stop; resolves `done` with a `stopped` reason. Safe to call at any time. */
   stop(why: string): void;
   /** Bytes for the guest's COM1 receiver (what a user types at the console). */
   sendSerial(bytes: Uint8Array): void;
   readonly done: Promise<RunResult>;
+  /** Resolves when the vCPU thread has released the VM and every device it drove (after `done`). */
+  readonly closed: Promise<void>;
+  /**
+   * A control request (control-protocol.ts), served by the vCPU thread between two exits (the
+   * vCPU is kicked for it); rejects with a MachineError once the machine has stopped.
+   */
+  request(r: DistributiveOmit<ControlRequest, 'id'>): Promise<ControlResult>;
 }
 
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
 const RING_BYTES = 1 << 20;
-const WORKER_URL = new URL('./worker.js', import.meta.url);
+/** Set by the bundler (scripts/bundle.mjs) to the vCPU threads' own bundles; undefined in dist/src. */
+declare const HVMPT_WORKER_FILE: string | undefined;
+declare const HVMPT_AP_WORKER_FILE: string | undefined;
+const WORKER_URL = new URL(typeof HVMPT_WORKER_FILE === 'string' ? HVMPT_WORKER_FILE : './worker.js', import.meta.url);
+const AP_WORKER_URL = new URL(typeof HVMPT_AP_WORKER_FILE === 'string' ? HVMPT_AP_WORKER_FILE : './ap-worker.js', import.meta.url);
 /**
  * The vCPU thread allocates little per exit (its hot path reuses buffers), so a small young
  * generation costs it no time and saves resident memory (about 2 MiB here).
@@ -67,41 +86,72 @@ export function prestartVcpuThread(): void {
   prestarted.on('error', () => {});
 }
 
+/** A vCPU thread as the main thread sees it: its worker, and once started its thread and run page. */
+interface VcpuThread {
+  readonly worker: Worker;
+  /** Its vCPU's fd, once the boot thread has created it. */
+  fd?: number;
+  started?: { readonly thread: bigint; readonly run: Mapping };
+  done: boolean;
+}
+
 /**
- * Starts a machine on its own vCPU thread. Guest output goes through shared rings drained
- * here on a timer, so the vCPU never waits on stdout or a file. Stopping sets a shared flag,
- * kvm_run.immediate_exit (through this thread's own mapping of the vCPU's run page) and sends
- * SIGUSR2 to the vCPU thread, which interrupts a KVM_RUN blocked in a halted guest.
+ * Starts a machine: the boot vCPU's thread (which builds the machine and owns every device)
+ * and one thread per other vCPU. Guest output goes through shared rings drained here on a
+ * timer, so no vCPU ever waits on stdout or a file. Stopping sets the shared stop word, then
+ * kvm_run.immediate_exit (through this thread's own mapping of each vCPU's run page) and sends
+ * SIGUSR2 to each vCPU's thread, which interrupts a KVM_RUN blocked in a halted guest.
  */
 export function startMachine(config: MachineConfig, options: RunOptions = {}): RunningMachine {
   if (!signalListenerInstalled) {
-    // The listener makes node install a real handler, so the signal interrupts KVM_RUN (EINTR)
-    // instead of killing the process; node's handler itself does nothing harmful on any thread.
+    // vCPU threads keep SIGUSR2 blocked but inside KVM_RUN (Vcpu.armKick), so it never runs a
+    // handler there. The listener is a safety net: with it node installs a real handler, so a
+    // kick that reached a thread before it was armed does nothing instead of ending the process.
     process.on('SIGUSR2', () => {});
     signalListenerInstalled = true;
   }
   const sys = loadSys();
+  const cpus = config.cpus ?? 1;
   const serial = new ByteRing(RING_BYTES);
   const debug = new ByteRing(RING_BYTES);
   const serialIn = new ByteRing(1 << 16);
-  const stopShared = new SharedArrayBuffer(8);
-  const stopFlag = new Int32Array(stopShared);
+  const control = controlBuffer(cpus);
+  const words = new Int32Array(control);
   const t0 = performance.now();
-  const input: WorkerInput = { config, serial: serial.shared, debug: debug.shared, serialIn: serialIn.shared, stop: stopShared };
+  const channel = new MessageChannel();
+  const input: WorkerInput = { config, serial: serial.shared, debug: debug.shared, serialIn: serialIn.shared, control, requests: channel.port2 };
   const early = prestarted;
   prestarted = undefined;
-  let worker: Worker;
+  let boot: Worker;
   if (early !== undefined) {
-    worker = early;
-    worker.ref();
-    worker.postMessage({ type: 'start', input } satisfies StartMessage);
+    boot = early;
+    boot.ref();
+    boot.postMessage({ type: 'start', input } satisfies StartMessage, [channel.port2]);
   } else {
-    worker = new Worker(WORKER_URL, { workerData: input, resourceLimits: VCPU_THREAD_LIMITS });
+    boot = new Worker(WORKER_URL, { workerData: input, transferList: [channel.port2], resourceLimits: VCPU_THREAD_LIMITS });
   }
-  let vcpu: { thread: bigint; run: Mapping } | undefined;
+  // Replies to control requests by id, and the machine's own events.
+  const replies = new Map<number, { resolve: (r: ControlResult) => void; reject: (e: Error) => void }>();
+  let nextRequest = 1;
+  channel.port1.on('message', (m: ControlMessage) => {
+    if ('event' in m) {
+      options.onControlEvent?.(m);
+      return;
+    }
+    const waiting = replies.get(m.id);
+    replies.delete(m.id);
+    if (m.ok) waiting?.resolve(m.result);
+    else waiting?.reject(new MachineError(m.error));
+  });
+  channel.port1.unref();
+  // The other vCPUs' threads load their modules while the boot thread builds the machine.
+  const threads: VcpuThread[] = [boot, ...Array.from({ length: cpus - 1 }, () => new Worker(AP_WORKER_URL, { resourceLimits: VCPU_THREAD_LIMITS }))].map((worker) => ({ worker, done: false }));
   let finished = false;
-  let pendingStop: string | undefined;
-  let stopWhy: string | undefined;
+  let stopping = false;
+  /** Why the run ended when it was not the boot vCPU's own doing: a stop asked here, or another vCPU's end. */
+  let override: StopReason | undefined;
+  let bootResult: { reason: StopReason; report: RunReport } | undefined;
+  let runSize = 0;
 
   const drain = (): void => {
     const s = serial.drain();
@@ -111,82 +161,154 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
   };
   const poll = setInterval(drain, options.pollMs ?? 20);
 
-  const kick = (flag: number): void => {
-    if (vcpu === undefined || finished) return;
-    if (flag === STOP_REQUESTED) Atomics.store(stopFlag, 0, STOP_REQUESTED);
-    else if (Atomics.compareExchange(stopFlag, 0, 0, flag) !== 0) return;
-    new DataView(vcpu.run.buffer).setUint8(RUN.immediateExit, 1);
-    sys.signalThread(vcpu.thread, SIGUSR2);
+  const kick = (cpu: number): void => {
+    const t = threads[cpu]!;
+    if (t.started === undefined || t.done) return;
+    new DataView(t.started.run.buffer).setUint8(RUN.immediateExit, 1);
+    sys.signalThread(t.started.thread, SIGUSR2);
   };
+  const kickAll = (): void => threads.forEach((_, cpu) => kick(cpu));
   const probeMs = options.haltProbeMs ?? 250;
   // Only a guest that made no exit for a whole period can be halted for good: a busy one is
-  // left alone, so the probe costs nothing on exit-heavy work.
+  // left alone, so the probe costs nothing on exit-heavy work. Every vCPU answers in its own
+  // thread; the boot vCPU's thread decides.
   let exitsSeen = -1;
+  const exitsNow = (): number => threads.reduce((n, _, cpu) => n + Atomics.load(words, cpuWord(cpu, EXITS)), 0);
   const probe =
     probeMs > 0
       ? setInterval(() => {
-          const exits = Atomics.load(stopFlag, EXIT_COUNT);
-          if (exits === exitsSeen) kick(PROBE_REQUESTED);
+          const exits = exitsNow();
+          if (exits === exitsSeen && !stopping) {
+            // Only threads that can be kicked are asked (one still starting answers nothing, and
+            // the boot thread takes the machine for alive); a probe still unanswered is asked again.
+            const asked = threads.flatMap((th, cpu) => (th.started !== undefined && !th.done ? [cpu] : []));
+            for (let cpu = 0; cpu < cpus; cpu++) Atomics.store(words, cpuWord(cpu, PROBE), PROBE_NONE);
+            for (const cpu of asked) Atomics.store(words, cpuWord(cpu, KICK), PROBE_REQUESTED);
+            for (const cpu of asked) kick(cpu);
+          }
           exitsSeen = exits;
         }, probeMs)
       : undefined;
 
-  const stop = (why: string): void => {
+  const stopWith = (reason: StopReason): void => {
     if (finished) return;
-    stopWhy ??= why;
-    if (vcpu === undefined) pendingStop = why;
-    else kick(STOP_REQUESTED);
+    override ??= reason;
+    stopping = true;
+    Atomics.store(words, STOP, STOP_REQUESTED);
+    kickAll();
   };
+  const stop = (why: string): void => stopWith({ kind: 'stopped', why });
 
   const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => stop(`timeout after ${options.timeoutMs} ms`), options.timeoutMs);
 
   const done = new Promise<RunResult>((resolve, reject) => {
+    let failure: Error | undefined;
     const finish = (): void => {
       finished = true;
+      for (const w of replies.values()) w.reject(new MachineError('the machine has stopped'));
+      replies.clear();
+      channel.port1.close();
       clearInterval(poll);
       if (probe !== undefined) clearInterval(probe);
       if (timer !== undefined) clearTimeout(timer);
       drain();
-      if (vcpu !== undefined) sys.munmap(vcpu.run);
-      worker.postMessage('close');
+      for (const t of threads) {
+        if (t.started !== undefined) sys.munmap(t.started.run);
+        t.worker.postMessage('close');
+      }
     };
-    worker.on('message', (m: WorkerMessage) => {
+    /** Resolves once every vCPU thread has ended (the boot one last reports the machine). */
+    const settle = (): void => {
+      if (finished || !threads.every((t) => t.done)) return;
+      finish();
+      if (failure !== undefined || bootResult === undefined) {
+        reject(failure ?? new MachineError('the boot vCPU ended without a report'));
+        return;
+      }
+      const vcpuExits = threads.map((_, cpu) => Atomics.load(words, cpuWord(cpu, EXITS)));
+      const report: RunReport = { ...bootResult.report, exits: vcpuExits.reduce((a, b) => a + b, 0), vcpuExits };
+      const own = bootResult.reason;
+      resolve({ reason: own.kind === 'stopped' && override !== undefined ? override : own, report, wallMs: performance.now() - t0 });
+    };
+    const ended = (cpu: number, err?: Error): void => {
+      const t = threads[cpu]!;
+      if (t.done) return;
+      t.done = true;
+      if (err !== undefined) failure ??= err;
+      // One vCPU's end is the machine's: the others are stopped (the boot thread also sets the
+      // stop word itself when its loop returns). Threads never given a vCPU have nothing to end.
+      stopWith({ kind: 'stopped', why: err?.message ?? 'a vCPU ended' });
+      if (cpu === 0) for (const other of threads) if (other.fd === undefined) other.done = true;
+      settle();
+    };
+    boot.on('message', (m: WorkerMessage) => {
       switch (m.type) {
-        case 'started':
-          // The vCPU fd stays open until we send 'close', so mapping it here cannot race its release.
-          vcpu = { thread: m.thread, run: sys.mmap(m.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, m.vcpuFd, 0) };
-          if (pendingStop !== undefined) kick(STOP_REQUESTED);
+        case 'started': {
+          // The vCPU fds stay open until we send 'close', so mapping them here cannot race their release.
+          runSize = m.runSize;
+          threads[0]!.started = { thread: m.thread, run: sys.mmap(m.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, m.vcpuFd, 0) };
+          m.apFds.forEach((fd, i) => {
+            const ap: ApInput = { cpu: i + 1, fd, runSize: m.runSize, bootFd: m.vcpuFd, bootThread: m.thread, control };
+            threads[i + 1]!.fd = fd;
+            threads[i + 1]!.worker.postMessage({ type: 'start-ap', input: ap } satisfies ApStartMessage);
+          });
+          // A stop, or a control request, that came before the thread could be kicked.
+          if (stopping || replies.size > 0) kickAll();
           return;
+        }
         case 'fault':
           options.onFault?.(m.fault);
           return;
-        case 'done': {
-          finish();
-          const reason: StopReason = m.reason.kind === 'stopped' && stopWhy !== undefined ? { kind: 'stopped', why: stopWhy } : m.reason;
-          resolve({ reason, report: m.report, wallMs: performance.now() - t0 });
+        case 'note':
+          options.onNote?.(m.text);
           return;
-        }
+        case 'done':
+          bootResult = { reason: m.reason, report: m.report };
+          ended(0);
+          return;
         case 'failed':
-          finish();
-          reject(m.diagnosed ? new MachineError(m.message) : new Error(`vCPU thread failed: ${m.stack ?? m.message}`));
+          ended(0, m.diagnosed ? new MachineError(m.message) : new Error(`vCPU thread failed: ${m.stack ?? m.message}`));
           return;
       }
     });
-    worker.on('error', (err) => {
-      if (finished) return;
-      finish();
-      reject(err);
-    });
-    worker.on('exit', (code) => {
-      if (finished) return;
-      finish();
-      reject(new MachineError(`vCPU thread exited with code ${code} before reporting`));
+    threads.forEach((t, cpu) => {
+      if (cpu > 0) {
+        t.worker.on('message', (m: ApMessage) => {
+          switch (m.type) {
+            case 'started':
+              t.started = { thread: m.thread, run: sys.mmap(runSize, PROT_READ | PROT_WRITE, MAP_SHARED, t.fd!, 0) };
+              // A stop that came first found no thread to kick; the loop also reads the stop word before it runs.
+              if (stopping) kick(cpu);
+              return;
+            case 'done':
+              // Another vCPU's own end (a triple fault, an error) ends the run with its reason.
+              if (m.reason.kind !== 'stopped') override ??= m.reason;
+              ended(cpu);
+              return;
+            case 'failed':
+              ended(cpu, new Error(`vCPU ${cpu} thread failed: ${m.stack ?? m.message}`));
+              return;
+          }
+        });
+      }
+      t.worker.on('error', (err) => ended(cpu, err));
+      t.worker.on('exit', (code) => ended(cpu, new MachineError(`vCPU ${cpu} thread exited with code ${code} before reporting`)));
     });
   });
   const sendSerial = (bytes: Uint8Array): void => {
     for (const b of bytes) serialIn.push(b);
   };
-  return { stop, done, sendSerial };
+  const closed = Promise.all(threads.map((t) => new Promise<void>((resolve) => t.worker.once('exit', () => resolve())))).then(() => undefined);
+  const request = (r: DistributiveOmit<ControlRequest, 'id'>): Promise<ControlResult> => {
+    if (finished || stopping) return Promise.reject(new MachineError('the machine is stopping'));
+    const id = nextRequest++;
+    return new Promise<ControlResult>((resolve, reject) => {
+      replies.set(id, { resolve, reject });
+      channel.port1.postMessage({ ...r, id } as ControlRequest);
+      kick(0);
+    });
+  };
+  return { stop, done, closed, sendSerial, request };
 }
 
 export function runMachine(config: MachineConfig, options: RunOptions = {}): Promise<RunResult> {

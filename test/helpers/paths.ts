@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hvmptEntry } from '../../src/host/package-root.js';
 
 /** The repository root, found from the compiled test's location (dist/test/...). */
 export const REPO_ROOT: string = (() => {
@@ -20,5 +21,5 @@ export function fixture(...parts: string[]): string {
   return join(FIXTURES, ...parts);
 }
 
-/** The compiled CLI entry point, for tests that run `hvmpt` as a user would. */
-export const CLI: string = join(REPO_ROOT, 'dist', 'src', 'cli', 'bin.js');
+/** The `hvmpt` command as package.json installs it (the one-file bundle), for tests that run it as a user would. */
+export const CLI: string = hvmptEntry(import.meta.url);

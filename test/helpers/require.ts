@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import { haveFirmware } from '../../src/host/firmware/locate.js';
-import { accessSync, constants } from 'node:fs';
 import type { TestContext } from 'node:test';
 
 /**
@@ -18,15 +17,6 @@ export function skipUnlessCommand(t: TestContext, name: string, pkg: string): bo
   process.stdout.write(why + '\n');
   t.skip(why);
   return false;
-}
-
-export function haveKvm(): boolean {
-  try {
-    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

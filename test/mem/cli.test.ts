@@ -134,9 +134,10 @@ test('e820 carve takes its request from a plan; bad values are errors naming the
   writeFileSync(bad, 'memory:\n  size: 1G\n');
   assert.match(hvmpt(['e820', 'carve', SEED, '--plan', bad]).stderr, /bad\.yaml: memory\.layout: layout is 'ordinary': only an identity layout is carved/);
   const u = hvmpt(['e820', 'carve', SEED]);
-  assert.equal(u.status, 1);
+  assert.equal(u.status, 2, 'a missing option is a usage error');
   assert.match(u.stderr, /--size: say how much identity RAM/);
   const b = hvmpt(['e820', 'carve', SEED, '--size', '1G', '--bar', 'oops']);
+  assert.equal(b.status, 2);
   assert.match(b.stderr, /--bar: 'oops' is not \[guest:\]START\+SIZE\[=NAME\]/);
   const big = hvmpt(['e820', 'carve', SEED, '--size', '4G']);
   assert.equal(big.status, 1);

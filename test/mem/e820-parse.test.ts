@@ -220,3 +220,23 @@ test('two boots in one log are two maps; Xen maps with date stamps and headers k
   assert.equal(r.maps[2]!.format, 'xen-old');
   assert.equal(r.maps[3]!.format, 'xen');
 });
+
+test('an input cut inside a map is read as given, with a warning naming the line (issue 9, item 11)', () => {
+  const name = 'laptop-lenovo-thinkpad-x230-intel__fedora37.dmesg.head.txt';
+  const lines = read(name).split('\n');
+  const last = lines.findLastIndex((l) => l.includes('BIOS-e820: [mem'));
+  const whole = parseE820Text(lines.slice(0, last + 1).join('\n') + '\n', name);
+  assert.equal(whole.warnings, undefined, 'a log that ends with a line end is not suspected');
+  // Cut before `[mem`: the line is no entry, so the map is one short.
+  const beforeEntry = parseE820Text([...lines.slice(0, last), lines[last]!.slice(0, lines[last]!.indexOf('[mem') + 2)].join('\n'), name);
+  assert.equal(selectMap(beforeEntry, name).entries.length, selectMap(whole, name).entries.length - 1);
+  assert.deepEqual(beforeEntry.warnings, [`line ${last + 1}: the input ends inside a line just after the BIOS-e820 map: the map may be cut short`]);
+  // Cut inside the last entry's type: `type 12` read as `type 1` would be usable RAM.
+  const typeCut = parseE820Text('BIOS-e820: [mem 0x0000000000000000-0x000000000009ffff] usable\nBIOS-e820: [mem 0x0000000000100000-0x00000000001fffff] type 1', 'cut');
+  assert.deepEqual(typeCut.warnings, ["line 2: the input ends inside this line, the BIOS-e820 map's last entry: it may be cut short"]);
+  // A memmap listing cut inside a value.
+  const sysfs = parseE820Text('/sys/firmware/memmap/0/start:0x0\n/sys/firmware/memmap/0/end:0x9fbff\n/sys/firmware/memmap/0/type:System RAM\n/sys/firmware/memmap/1/type:System RAM\n/sys/firmware/memmap/1/start:0x100000\n/sys/firmware/memmap/1/end:0x7fffff', 'cut');
+  assert.deepEqual(sysfs.warnings, ["line 6: the input ends inside this line, the sysfs map's last entry: it may be cut short"]);
+  // Text after the map that merely lacks a final line end is no sign of a cut.
+  assert.equal(parseE820Text(lines.slice(0, last + 3).join('\n'), name).warnings, undefined);
+});

@@ -120,3 +120,15 @@ test('bad requests are refused with the field named', () => {
     assert.throws(() => planIdentity(host, { size: 0n, ...req } as Parameters<typeof planIdentity>[1]), re);
   }
 });
+
+test('private low RAM is whole pages: a map whose low RAM ends mid-page (QEMU\'s and most firmware\'s 0x9fc00) gives the guest the pages below it', () => {
+  const host = normalizeE820([
+    { start: 0n, end: 0x9fc00n, type: 'usable' },
+    { start: 0x9fc00n, end: 0xa0000n, type: 'reserved' },
+    { start: 0xf0000n, end: 0x100000n, type: 'reserved' },
+    { start: 0x100000n, end: 0x7fee0000n, type: 'usable' },
+  ]).map;
+  const g = planIdentity(host, { size: 256n * MiB, above: 2n * MiB }).guests[0]!;
+  assert.deepEqual(g.lowMemory, [{ start: 0n, end: 0x9f000n }]);
+  for (const r of [...g.lowMemory, ...g.identity]) assert.ok(r.start % 4096n === 0n && r.end % 4096n === 0n, `${r.start}-${r.end} is whole pages`);
+});

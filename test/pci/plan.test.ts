@@ -5,6 +5,7 @@ import { join, relative } from 'node:path';
 import { after, test } from 'node:test';
 import { PlanError } from '../../src/plan/load.js';
 import { loadPciPlan, pciComposeInput } from '../../src/plan/pci.js';
+import { resolvePlanFiles } from '../../src/host/plan/files.js';
 import { loadCapture } from '../../src/host/pci/load.js';
 import { composePci, PciPlanError } from '../../src/hw/pci/compose.js';
 import { PciAllocationError } from '../../src/hw/pci/errors.js';
@@ -82,14 +83,14 @@ pci:
 `;
   const file = plan('bad-refs.yaml', refs.replace('  functions:', `${badModels.slice(1)}  functions:`));
   const section = loadPciPlan(file);
-  const modelProblems = problems(() => pciComposeInput(section, { planFile: file }));
+  const modelProblems = problems(() => pciComposeInput(section, { planFile: file, files: resolvePlanFiles({ pci: section }, file) }));
   assert.deepEqual(
     modelProblems.map((x) => x.path),
     ['pci.emulated[1].options.vendor', 'pci.emulated[2].model'],
   );
   assert.match(modelProblems[1]!.message, /unknown device model "nosuch" \(known: generic\)/);
   const fixed = plan('bad-refs2.yaml', refs);
-  const input = pciComposeInput(loadPciPlan(fixed), { planFile: fixed });
+  const input = pciComposeInput(loadPciPlan(fixed), { planFile: fixed, files: resolvePlanFiles({ pci: loadPciPlan(fixed) }, fixed) });
   const p = problems(() => composePci({ base: loadCapture(ASUS), ...input }, fixed));
   const byPath = new Map(p.map((x) => [x.path, x.message]));
   assert.match(byPath.get('pci.hide[0]')!, /matches no function/);
@@ -111,7 +112,7 @@ pci:
     mem32: { base: 0xc0000000, size: 256M }
 `,
   );
-  const input = pciComposeInput(loadPciPlan(file), { planFile: file });
+  const input = pciComposeInput(loadPciPlan(file), { planFile: file, files: resolvePlanFiles({ pci: loadPciPlan(file) }, file) });
   assert.throws(
     () => composePci({ base: loadCapture(ASUS), ...input }, file),
     (err: unknown) => {
@@ -139,7 +140,7 @@ pci:
   allocation: true
 `,
   );
-  const input = pciComposeInput(loadPciPlan(file), { planFile: file });
+  const input = pciComposeInput(loadPciPlan(file), { planFile: file, files: resolvePlanFiles({ pci: loadPciPlan(file) }, file) });
   const c = composePci({ ...input }, file);
   const gpu = c.topology.reachable().find((r) => r.fn.id === 'gpu')!;
   assert.deepEqual([gpu.bdf.bus, gpu.bdf.device, gpu.bdf.fn], [1, 0, 0]);

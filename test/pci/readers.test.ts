@@ -100,7 +100,24 @@ test("this machine's own PCI functions read through sysfs match lspci, byte for 
 });
 
 test('fuzzing the dump readers with mutated real dumps: typed errors only, no crash, no hang (sample)', () => {
-  const r = fuzzPciDumps(400, 20240601, 2000);
+  // The bound is a hang guard, not a timing: 2 s per input failed on a loaded machine (load 7+, two test files at once).
+  const r = fuzzPciDumps(400, 20240601, 60_000);
   assert.deepEqual(r.failures.map((f) => f.error.split('\n')[0]), []);
   assert.ok(r.accepted > 50 && r.rejected > 50, `both outcomes exercised: ${r.accepted} accepted, ${r.rejected} rejected`);
+});
+
+test('a dump cut inside a function is read as lspci -F reads it, with a warning naming the line (issue 9, item 11)', () => {
+  const text = [
+    '00:00.0 Host bridge: Intel Corporation 440FX - 82441FX PMC [Natoma] (rev 02)',
+    ...Array.from({ length: 4 }, (_, i) => `${(i * 16).toString(16).padStart(2, '0')}: ${Array(16).fill('00').join(' ')}`),
+    '',
+    '00:01.0 ISA bridge: Intel Corporation 82371SB PIIX3 ISA [Natoma/Triton II]',
+    ...Array.from({ length: 4 }, (_, i) => `${(i * 16).toString(16).padStart(2, '0')}: ${Array(16).fill('00').join(' ')}`),
+    `40: ${Array(7).fill('00').join(' ')}`,
+  ].join('\n');
+  const c = parseLspciDump(text, 'cut.lspci');
+  assert.equal(c.functions.length, 2);
+  assert.equal(c.functions[1]!.bytes.length, 71);
+  assert.deepEqual(c.warnings, ['line 12: 00:01.0 has 71 bytes of config space, not the 64, 256 or 4096 lspci prints: the dump may be cut short here']);
+  assert.equal(parseLspciDump(text.split('\n').slice(0, 11).join('\n') + '\n', 'whole').warnings, undefined);
 });

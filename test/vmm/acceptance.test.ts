@@ -8,12 +8,14 @@ import { decodeTable, type Madt } from '../../src/hw/acpi/tables/index.js';
 import { formatBdf } from '../../src/hw/pci/address.js';
 import type { SeenAcpi } from '../../src/vmm/acpi-readback.js';
 import { loadPlan } from '../../src/plan/schema.js';
-import { composeMachine } from '../../src/vmm/compose.js';
+import { composePlanFile } from '../../src/host/plan/inputs.js';
 import type { MappingLogEntry } from '../../src/vmm/pci-runtime.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { skipUnlessBootFirmware } from '../helpers/require.js';
 import { hvmpt } from '../helpers/run.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
+import { merge, show, subtract, type Range } from '../helpers/ranges.js';
+import { limitMs, limitS } from '../helpers/limits.js';
 
 /**
  * The issue's end-to-end acceptance, on examples/desktop.yaml (an emulated device, a fake
@@ -55,38 +57,6 @@ function parseLspci(lines: string[]): GrubDevice[] {
   return out;
 }
 
-interface Range {
-  start: bigint;
-  end: bigint;
-}
-
-function subtract(ranges: Range[], holes: Range[]): Range[] {
-  let out = ranges;
-  for (const h of holes) {
-    out = out.flatMap((r) => {
-      if (h.end <= r.start || r.end <= h.start) return [r];
-      const parts: Range[] = [];
-      if (r.start < h.start) parts.push({ start: r.start, end: h.start });
-      if (h.end < r.end) parts.push({ start: h.end, end: r.end });
-      return parts;
-    });
-  }
-  return out;
-}
-
-function merge(ranges: Range[]): Range[] {
-  const sorted = [...ranges].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  const out: Range[] = [];
-  for (const r of sorted) {
-    const last = out[out.length - 1];
-    if (last !== undefined && r.start <= last.end) last.end = r.end > last.end ? r.end : last.end;
-    else out.push({ ...r });
-  }
-  return out;
-}
-
-const show = (rs: Range[]): string[] => rs.map((r) => `[0x${r.start.toString(16)}, 0x${r.end.toString(16)})`);
-
 /** GRUB's terminal wraps at 80 columns: a line of exactly 80 characters goes on in the next. */
 function unwrap(lines: string[]): string[] {
   const out: string[] = [];
@@ -116,20 +86,20 @@ function grubMadt(madt: Madt): string[] {
   return lines;
 }
 
-test('acceptance: examples/desktop.yaml through SeaBIOS and GRUB — PCI topology and BARs, E820, ACPI, option ROM', { timeout: 300_000 }, (t) => {
+test('acceptance: examples/desktop.yaml through SeaBIOS and GRUB — PCI topology and BARs, E820, ACPI, option ROM', { timeout: limitMs(300_000) }, (t) => {
   if (!skipUnlessKvm(t)) return;
   if (!skipUnlessBootFirmware(t)) return;
   // What the plan says, composed here without booting anything.
   const plan = loadPlan(PLAN);
-  const composed = composeMachine(plan, PLAN);
+  const composed = composePlanFile(PLAN, plan);
 
   const dir = mkdtempSync(join(tmpdir(), 'hvmpt-accept-'));
   let serial: string;
   let debug: string;
-  let report: { reason: { kind: string }; barMappings: MappingLogEntry[]; deviceFaults: unknown[]; fwCfgRefusals: string[]; acpi: SeenAcpi };
+  let report: { reason: { kind: string }; barMappings: MappingLogEntry[]; deviceFaults: unknown[]; fwCfgRefusals: string[]; acpi: SeenAcpi; vcpuExits: number[] };
   let stderr: string;
   try {
-    const r = hvmpt(['run', PLAN, '--firmware-log', join(dir, 'seabios.log'), '--report', join(dir, 'report.json')]);
+    const r = hvmpt(['run', PLAN, '--timeout', String(limitS(240)), '--firmware-log', join(dir, 'seabios.log'), '--report', join(dir, 'report.json')]);
     serial = r.stdout.replace(/\r/g, '');
     debug = readFileSync(join(dir, 'seabios.log'), 'latin1');
     report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as typeof report;
@@ -240,7 +210,9 @@ test('acceptance: examples/desktop.yaml through SeaBIOS and GRUB — PCI topolog
   const madt = decodeTable(inXsdt.find((t) => t.signature === 'APIC')!.bytes) as Madt;
   const madtAt = acpi.findIndex((l) => l.startsWith('Local APIC='));
   assert.deepEqual(acpi.slice(madtAt, madtAt + 1 + madt.entries.length), grubMadt(madt));
-  assert.equal(madt.entries.filter((e) => e.type === 'localApic').length, 1, 'one vCPU');
+  const cpus = plan.machine.cpus;
+  assert.equal(cpus, 2, 'the desktop plan has two vCPUs');
+  assert.deepEqual(madt.entries.flatMap((e) => (e.type === 'localApic' ? [e.apicId] : [])), [0, 1], 'a Local APIC per vCPU, APIC ID = vCPU ID');
   assert.ok(madt.entries.some((e) => e.type === 'ioApic' && e.address === 0xfec0_0000 && e.ioApicId === 0), "KVM's in-kernel IOAPIC");
 
   // Byte for byte: what the guest's memory holds (the monitor reads it from the RSDP on) is
@@ -280,6 +252,13 @@ test('acceptance: examples/desktop.yaml through SeaBIOS and GRUB — PCI topolog
   const planned = loadPlan(PLAN).machine.smbios;
   assert.ok(planned !== false && planned !== undefined);
   assert.deepEqual(body.slice(smbiosAt + 1, smbiosAt + 5), [planned.manufacturer, planned.product, planned.serial, planned.uuid]);
+  // ... and the processor structure's core and thread counts: the vCPUs are one package's cores.
+  assert.deepEqual(body.slice(smbiosAt + 5, smbiosAt + 7).map(Number), [cpus, cpus]);
+  // SeaBIOS started every vCPU (INIT/SIPI through KVM's LAPICs) and counted them; each ran
+  // in its own thread, the others' port exits served by the boot vCPU's.
+  assert.match(debug, new RegExp(`^Found ${cpus} cpu\\(s\\) max supported ${cpus} cpu\\(s\\)$`, 'm'));
+  assert.equal(report.vcpuExits.length, cpus);
+  assert.ok(report.vcpuExits.every((n) => n > 0), `every vCPU ran: ${report.vcpuExits.join(', ')} exits`);
 
   // 4. SeaBIOS ran the e1000's iPXE ROM (its boot entry is for the device at slot 3) and reported no errors.
   assert.match(debug, /Running option rom at c[0-9a-f]00:0003/);

@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { PlanError } from '../../src/plan/load.js';
 import { loadPlan } from '../../src/plan/schema.js';
-import { composeMachine, type ComposedMachine } from '../../src/vmm/compose.js';
+import type { ComposedMachine } from '../../src/platform/compose.js';
+import { composePlanFile } from '../../src/host/plan/inputs.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { skipUnlessBootFirmware } from '../helpers/require.js';
 
@@ -24,7 +25,7 @@ function compose(t: TestContext, edit: (plan: string) => string): ComposedMachin
     const file = join(dir, 'plan.yaml');
     writeFileSync(file, edit(DESKTOP));
     try {
-      return composeMachine(loadPlan(file), file);
+      return composePlanFile(file);
     } catch (err) {
       if (err instanceof PlanError) return err;
       throw err;

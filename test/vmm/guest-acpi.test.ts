@@ -21,11 +21,12 @@ import { composePci } from '../../src/hw/pci/compose.js';
 import { intxRoute } from '../../src/hw/pci/intx.js';
 import { PlanError } from '../../src/plan/load.js';
 import { loadPlan } from '../../src/plan/schema.js';
-import { composeMachine, type ComposedMachine } from '../../src/vmm/compose.js';
-import type { GuestAcpiTable } from '../../src/vmm/guest-acpi.js';
+import type { ComposedMachine } from '../../src/platform/compose.js';
+import { composePlanFile } from '../../src/host/plan/inputs.js';
+import type { GuestAcpiTable } from '../../src/platform/guest-acpi.js';
 import { defaultPcRouting } from '../../src/vmm/kvm/vm.js';
-import { VCPU_COUNT } from '../../src/vmm/machine-config.js';
-import { ECAM_BUSES } from '../../src/vmm/pci-platform.js';
+import { decodeStructures } from '../../src/hw/smbios/decode.js';
+import { ECAM_BUSES } from '../../src/platform/pci-platform.js';
 import { fixture, REPO_ROOT } from '../helpers/paths.js';
 import { skipUnlessBootFirmware } from '../helpers/require.js';
 import { hvmpt } from '../helpers/run.js';
@@ -75,7 +76,7 @@ function system(): SystemControl & { events: string[] } {
 
 test('generated tables say what the monitor does: ECAM, PM block, reset, \\_S5, vCPUs, IOAPIC, windows', (t) => {
   if (!skipUnlessBootFirmware(t, true)) return;
-  const c = composeMachine(loadPlan(DESKTOP), DESKTOP);
+  const c = composePlanFile(DESKTOP);
   assert.equal(c.acpi.source, 'generated');
   const ecam = c.config.pci!.ecamBase;
   const ecamEnd = ecam + BigInt(ECAM_BUSES) * 0x10_0000n;
@@ -128,10 +129,21 @@ test('generated tables say what the monitor does: ECAM, PM block, reset, \\_S5, 
   pm.writePort(fadt.pm1aControlBlock, 2, (slpTyp << 10) | 0x2000);
   assert.deepEqual(pmSys.events, [`poweroff ACPI PM1a_CNT SLP_EN with SLP_TYP ${slpTyp} (S5)`]);
 
-  // MADT: one Local APIC per vCPU the monitor runs; KVM's in-kernel IOAPIC (ID 0 at
-  // 0xFEC00000); IRQ 0 on GSI 2, which is where KVM's default routing sends the PIT.
+  // MADT: one enabled Local APIC per vCPU the monitor runs, APIC ID = vCPU ID (KVM's in-kernel
+  // LAPICs); KVM's in-kernel IOAPIC (ID 0 at 0xFEC00000); IRQ 0 on GSI 2, which is where the
+  // monitor's GSI routing sends the PIT.
   const madt = table<Madt>(c, 'APIC');
-  assert.equal(madt.entries.filter((e) => e.type === 'localApic').length, VCPU_COUNT);
+  const lapics = (m: Madt): number[][] => m.entries.flatMap((e) => (e.type === 'localApic' ? [[e.processorUid, e.apicId, e.flags & 1]] : []));
+  const plan = loadPlan(DESKTOP);
+  assert.equal(plan.machine.cpus, 2);
+  assert.deepEqual(lapics(madt), [[0, 0, 1], [1, 1, 1]]);
+  const smp = composePlanFile(DESKTOP, { ...plan, machine: { ...plan.machine, cpus: 3 } });
+  assert.equal(smp.config.cpus, 3);
+  assert.deepEqual(lapics(table<Madt>(smp, 'APIC')), [[0, 0, 1], [1, 1, 1], [2, 2, 1]]);
+  assert.equal(namespaceOf(smp.acpi.tables).findByHid('ACPI0007').length, 3);
+  // SMBIOS: the three vCPUs are the cores of one processor (type 4: core count at 0x23, threads at 0x25).
+  const smbios = decodeStructures(smp.config.fwCfgFiles!.find((f) => f.name === 'etc/smbios/smbios-tables')!.data);
+  assert.deepEqual(smbios.filter((x) => x.type === 4).map((x) => [x.formatted[0x23], x.formatted[0x25]]), [[3, 3]]);
   assert.deepEqual(madt.entries.filter((e) => e.type === 'ioApic').map((e) => [e.ioApicId, e.address, e.gsiBase]), [[0, 0xfec0_0000, 0]]);
   const irq0 = madt.entries.find((e) => e.type === 'interruptOverride' && e.source === 0);
   assert.ok(irq0?.type === 'interruptOverride');
@@ -141,7 +153,7 @@ test('generated tables say what the monitor does: ECAM, PM block, reset, \\_S5, 
 
 test('the generated _PRT routes every function of the composed bus the way the monitor\'s PIIX3 PIRQ router does', (t) => {
   if (!skipUnlessBootFirmware(t, true)) return;
-  const c = composeMachine(loadPlan(DESKTOP), DESKTOP);
+  const c = composePlanFile(DESKTOP);
   const prt = readPrt(namespaceOf(c.acpi.tables), '\\_SB.PCI0');
   assert.ok(prt?.kind === 'by-model');
   const apic = new Map(prt.apic.entries.map((e) => [`${e.device}/${e.pin}`, e.source.kind === 'gsi' ? e.source.gsi : -1]));
@@ -171,7 +183,7 @@ test('the generated _PRT routes every function of the composed bus the way the m
 
 test('the desktop plan\'s hidden SMBus is in none of the tables the guest gets', (t) => {
   if (!skipUnlessBootFirmware(t, true)) return;
-  const c = composeMachine(loadPlan(DESKTOP), DESKTOP);
+  const c = composePlanFile(DESKTOP);
   const hidden = c.pci.hidden.map((e) => e.capturedBdf!);
   assert.equal(hidden.length, 1);
   const ns = namespaceOf(c.acpi.tables);
@@ -194,7 +206,7 @@ test('host tables (acpi.tables: host): a function pci.hide hides is absent from 
     `memory: { size: 64M }\npci:\n  hide: [{ bdf: "00:1f.3" }]\n${extra}${MACHINE}  acpiTables: ${x230}\n  hostPci: { capture: ${capture}, functions: ["00:1c.0", "00:1f.3"] }\n`;
   const p = scratchPlan(hostPlan('acpi: { tables: host, pciHidden: { references: neutralize } }\n'));
   try {
-    const c = composeMachine(loadPlan(p.file), p.file);
+    const c = composePlanFile(p.file);
     assert.equal(c.acpi.source, 'host');
     const before = worldNamespace(loadWorld(parseAcpidump(readFileSync(x230, 'latin1'), x230)));
     assert.ok(before.get('\\_SB_.PCI0.SMBU') !== undefined, 'the X230 describes its SMBus');
@@ -250,7 +262,7 @@ test('exposed host tables: an SSDT loads on the generated namespace without the 
     `memory: { size: 64M }\npci:\n  hide: [{ bdf: "00:1f.3" }]\nacpi:\n  pciHidden: { references: neutralize }\n  expose: ${expose}\n${MACHINE}  acpiTables: host.acpidump\n  hostPci: { capture: ${captureFile}, functions: ["00:1c.0", "00:1f.3"] }\n`;
   const p = scratchPlan(plan('[{ signature: SSDT, oemTableId: HOSTDEV }]'), { 'host.acpidump': dump });
   try {
-    const c = composeMachine(loadPlan(p.file), p.file);
+    const c = composePlanFile(p.file);
     const exposed = c.acpi.tables.filter((x) => x.origin === 'host');
     assert.deepEqual(exposed.map((x) => `${x.signature} ${x.oemTableId.trimEnd()}`), ['SSDT HOSTDEV']);
     const ns = namespaceOf(c.acpi.tables);
@@ -260,7 +272,7 @@ test('exposed host tables: an SSDT loads on the generated namespace without the 
     // The raw vendor table spells the hidden path: refused, naming the plan entry.
     writeFileSync(p.file, plan('[{ signature: SSDT, oemTableId: HOSTDEV }, { signature: OEMX }]'));
     assert.throws(
-      () => composeMachine(loadPlan(p.file), p.file),
+      () => composePlanFile(p.file),
       (e: unknown) => e instanceof PlanError && e.problems.some((x) => x.path === 'acpi.expose[1]' && /names \\_SB_?\.PCI0\.SFB_?, which the plan hides/.test(x.message)),
     );
   } finally {
@@ -284,7 +296,7 @@ test('plan errors in the acpi section name their paths, before anything runs', (
     const p = scratchPlan(text);
     try {
       assert.throws(
-        () => composeMachine(loadPlan(p.file), p.file),
+        () => composePlanFile(p.file),
         (e: unknown) => e instanceof PlanError && paths.every((path) => e.problems.some((x) => x.path === path)),
         what,
       );
@@ -305,7 +317,7 @@ test('plan errors in the acpi section name their paths, before anything runs', (
   try {
     const r = hvmpt(['run', p.file]);
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /plan\.yaml: acpi\.generate\.cpus: the monitor runs 1 vCPU/);
+    assert.match(r.stderr, /plan\.yaml: acpi\.generate\.cpus: the monitor runs 1 vCPU \(machine\.cpus\)/);
   } finally {
     p.done();
   }
@@ -316,16 +328,16 @@ test('machine.ecamBase and the generated MCFG name one window; the ECAM must end
   const p = scratchPlan(`memory: { size: 64M }\nacpi:\n  generate: { ecam: { base: 0xa0000000 } }\n${MACHINE}`);
   try {
     // Only the tables name it: the monitor decodes it there.
-    const c = composeMachine(loadPlan(p.file), p.file);
+    const c = composePlanFile(p.file);
     assert.equal(c.config.pci!.ecamBase, 0xa000_0000n);
     assert.equal((table<Mcfg>(c, 'MCFG')).allocations[0]!.baseAddress, 0xa000_0000n);
     writeFileSync(p.file, `memory: { size: 64M }\nacpi:\n  generate: { ecam: { base: 0xa0000000 } }\n${MACHINE}  ecamBase: 0xb0000000\n`);
-    assert.throws(() => composeMachine(loadPlan(p.file), p.file), (e: unknown) => e instanceof PlanError && e.problems.some((x) => x.path === 'acpi.generate.ecam.base'));
+    assert.throws(() => composePlanFile(p.file), (e: unknown) => e instanceof PlanError && e.problems.some((x) => x.path === 'acpi.generate.ecam.base'));
     writeFileSync(p.file, `memory: { size: 64M }\n${MACHINE}  ecamBase: 0xf0000000\n`);
     assert.throws(() => loadPlan(p.file), (e: unknown) => e instanceof PlanError && e.problems.some((x) => x.path === 'machine.ecamBase'));
     // ecam: false leaves the MCFG out (the guest uses CF8/CFC); the window stays reserved.
     writeFileSync(p.file, `memory: { size: 64M }\nacpi:\n  generate: { ecam: false }\n${MACHINE}`);
-    const none = composeMachine(loadPlan(p.file), p.file);
+    const none = composePlanFile(p.file);
     assert.ok(!none.acpi.tables.some((x) => x.signature === 'MCFG'));
   } finally {
     p.done();

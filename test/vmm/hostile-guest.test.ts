@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { hostileGuest } from '../../src/vmm/guest/hostile.js';
-import { checkHostileRun } from '../../src/vmm/guest/hostile-check.js';
+import { hostileGuest } from '../../tools/guest/hostile.js';
+import { checkHostileRun } from '../../tools/guest/hostile-check.js';
 import { runMachine } from '../../src/vmm/runner.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
+import { limitMs } from '../helpers/limits.js';
 
 // A few fixed seeds here; `npm run fuzz -- vmm-hostile` runs the same check over many more.
 for (const seed of [1, 0xc0ffee, 20261124]) {
@@ -11,7 +12,7 @@ for (const seed of [1, 0xc0ffee, 20261124]) {
     if (!skipUnlessKvm(t)) return;
     const guest = hostileGuest(seed);
     const serial: Buffer[] = [];
-    const result = await runMachine(guest.config, { onSerial: (b) => serial.push(Buffer.from(b)), timeoutMs: 60_000 });
+    const result = await runMachine(guest.config, { onSerial: (b) => serial.push(Buffer.from(b)), timeoutMs: limitMs(60_000) });
     const problems = checkHostileRun(result, Buffer.concat(serial));
     assert.deepEqual(problems, [], `plan ${JSON.stringify(guest.plan)}`);
     // What it refused is reported: unclaimed accesses, ROM writes, fw_cfg DMA outside RAM.

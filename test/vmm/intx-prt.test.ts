@@ -7,11 +7,13 @@ import type { PciFunction } from '../../src/hw/pci/function.js';
 import { loadSys } from '../../src/native/index.js';
 import { loadPlan } from '../../src/plan/schema.js';
 import { ByteRing } from '../../src/vmm/byte-ring.js';
-import { composeMachine, type ComposedMachine } from '../../src/vmm/compose.js';
-import { Asm } from '../../src/vmm/guest/asm.js';
-import { FLAT32_TABLES, flat32Tables, MICRO_BIOS_BASE, microConfig } from '../../src/vmm/guest/micro.js';
+import type { ComposedMachine } from '../../src/platform/compose.js';
+import { composePlanFile } from '../../src/host/plan/inputs.js';
+import { Asm } from '../../tools/guest/asm.js';
+import { FLAT32_TABLES, flat32Tables, MICRO_BIOS_BASE, microConfig } from '../../tools/guest/micro.js';
 import { Machine } from '../../src/vmm/machine.js';
-import type { MachineConfig } from '../../src/vmm/machine-config.js';
+import type { MachineConfig } from '../../src/platform/machine-config.js';
+import { controlBuffer } from '../../src/vmm/vcpu-control.js';
 import { runVcpu } from '../../src/vmm/vcpu-loop.js';
 import { acpiexec, type AcpiexecValue } from '../acpi/generate/acpiexec.js';
 import { REPO_ROOT } from '../helpers/paths.js';
@@ -73,7 +75,7 @@ function wired(c: ComposedMachine): Wired[] {
 function composeOrSkip(t: TestContext): ComposedMachine | undefined {
   if (!skipUnlessKvm(t) || !skipUnlessCommand(t, 'acpiexec', 'acpica-tools')) return undefined;
   if (!skipUnlessBootFirmware(t)) return undefined;
-  return composeMachine(loadPlan(DESKTOP), DESKTOP);
+  return composePlanFile(DESKTOP);
 }
 
 /**
@@ -126,7 +128,7 @@ interface TriggerRun {
  */
 function runWithTrigger(c: ComposedMachine, config: MachineConfig, devices: readonly Wired[]): TriggerRun {
   const serial = new ByteRing(1 << 12);
-  const machine = new Machine(loadSys(), { ...config, pci: c.config.pci! }, { serial, debug: new ByteRing(1 << 12) }, new Int32Array(new SharedArrayBuffer(8)));
+  const machine = new Machine(loadSys(), { ...config, pci: c.config.pci! }, { serial, debug: new ByteRing(1 << 12) }, new Int32Array(controlBuffer(1)));
   let current: string | undefined;
   const responses: number[][] = [];
   const strays: number[][] = [];

@@ -2,17 +2,19 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadSys } from '../../src/native/index.js';
 import { ByteRing } from '../../src/vmm/byte-ring.js';
-import { Asm } from '../../src/vmm/guest/asm.js';
-import { microConfig } from '../../src/vmm/guest/micro.js';
+import { Asm } from '../../tools/guest/asm.js';
+import { microConfig } from '../../tools/guest/micro.js';
 import { join } from 'node:path';
 import { loadPlan } from '../../src/plan/schema.js';
-import { composeMachine } from '../../src/vmm/compose.js';
+import { composePlanFile } from '../../src/host/plan/inputs.js';
 import { Machine } from '../../src/vmm/machine.js';
-import { DEFAULT_ECAM_BASE } from '../../src/vmm/pci-platform.js';
+import { DEFAULT_ECAM_BASE } from '../../src/platform/pci-platform.js';
 import { runMachine } from '../../src/vmm/runner.js';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { controlBuffer } from '../../src/vmm/vcpu-control.js';
 import { runVcpu } from '../../src/vmm/vcpu-loop.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
+import { limitMs } from '../helpers/limits.js';
 
 test('a device that throws inside a running guest is failed and reported; the guest goes on', (t) => {
   if (!skipUnlessKvm(t)) return;
@@ -23,7 +25,7 @@ test('a device that throws inside a running guest is failed and reported; the gu
   a.movImm('edx', 0x71, 2).inDx(1).movImm('edx', 0x3f8, 2).outDx(1);
   a.movImm('edx', 0xf4, 2).movImm('eax', 0x11, 1).outDx(1).cli().hlt();
   const serial = new ByteRing(1 << 12);
-  const machine = new Machine(loadSys(), microConfig(a.bytes()), { serial, debug: new ByteRing(1 << 12) }, new Int32Array(new SharedArrayBuffer(4)));
+  const machine = new Machine(loadSys(), microConfig(a.bytes()), { serial, debug: new ByteRing(1 << 12) }, new Int32Array(controlBuffer(1)));
   let calls = 0;
   machine.ports.register('faulty', 0x700, 2, {
     readPort: () => {
@@ -79,7 +81,7 @@ test('a PCI device\'s INTx reaches the guest through the PIIX3 PIRQ register the
       input: { emulated: [{ name: 'dev', at: { kind: 'root', segment: 0, bus: 0, device: 3, fn: 0 }, spec: { id: 'dev', vendorId: 0x1234, deviceId: 0x5678, classCode: 0xff0000, interruptPin: 1 }, path: 'test' }] },
     },
   });
-  const machine = new Machine(loadSys(), config, { serial: new ByteRing(1 << 12), debug: new ByteRing(1 << 12) }, new Int32Array(new SharedArrayBuffer(4)));
+  const machine = new Machine(loadSys(), config, { serial: new ByteRing(1 << 12), debug: new ByteRing(1 << 12) }, new Int32Array(controlBuffer(1)));
   machine.ports.register('intx-trigger', 0x700, 2, { readPort: () => 0, writePort: (port) => machine.setIntx('dev', port === 0x700) });
   try {
     assert.deepEqual(runVcpu(machine.vcpu, machine.ports, machine.mmio, machine.control), { kind: 'debug-exit', code: (0x5a << 1) | 1 });
@@ -92,7 +94,7 @@ test('a PCI device\'s INTx reaches the guest through the PIIX3 PIRQ register the
 test('the desktop plan\'s hidden host device is on no bus a guest can reach, through CF8 or ECAM', async (t) => {
   if (!skipUnlessKvm(t)) return;
   const planFile = join(REPO_ROOT, 'examples', 'desktop.yaml');
-  const composed = composeMachine(loadPlan(planFile), planFile);
+  const composed = composePlanFile(planFile);
   const hidden = composed.pci.hidden[0]!.fn;
   const hiddenId = (hidden.read(0, 2) | (hidden.read(2, 2) << 16)) >>> 0;
   // A flat 32-bit guest reads the ID of all 65536 functions of segment 0 through ECAM, then
@@ -121,7 +123,7 @@ test('the desktop plan\'s hidden host device is on no bus a guest can reach, thr
   a.movImm('edx', 0xf4, 2).movImm('eax', 0x33, 1).outDx(1).cli().hlt();
   const config = { ...microConfig(a.bytes(), { flat32: true }), pci: composed.config.pci };
   const serial: number[] = [];
-  const result = await runMachine(config, { onSerial: (b) => serial.push(...b), timeoutMs: 120_000 });
+  const result = await runMachine(config, { onSerial: (b) => serial.push(...b), timeoutMs: limitMs(120_000) });
   assert.deepEqual(result.reason, { kind: 'debug-exit', code: (0x33 << 1) | 1 });
   const rootFunctions = composed.pci.topology.reachable().filter(({ bdf }) => bdf.bus === 0).length;
   assert.deepEqual(serial, [0, 2 * rootFunctions], 'the hidden ID is never read; both mechanisms see the same root-bus functions');

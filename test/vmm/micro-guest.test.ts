@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadSys } from '../../src/native/index.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK } from '../../src/native/sys.js';
-import { Asm } from '../../src/vmm/guest/asm.js';
-import { FLAT32_TABLES, flat32Tables, MICRO_BIOS_BASE, microConfig } from '../../src/vmm/guest/micro.js';
+import { Asm } from '../../tools/guest/asm.js';
+import { FLAT32_TABLES, flat32Tables, MICRO_BIOS_BASE, microConfig } from '../../tools/guest/micro.js';
 import { runMachine, startMachine, type RunResult } from '../../src/vmm/runner.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
+import { limitMs } from '../helpers/limits.js';
 
 const COM1 = 0x3f8;
 const EXIT = 0xf4;
@@ -53,7 +54,7 @@ function finish(a: Asm, code: number): Asm {
 
 async function runCollect(config: ReturnType<typeof microConfig>): Promise<{ result: RunResult; serial: Buffer }> {
   const chunks: Buffer[] = [];
-  const result = await runMachine(config, { onSerial: (b) => chunks.push(Buffer.from(b)), timeoutMs: 20_000 });
+  const result = await runMachine(config, { onSerial: (b) => chunks.push(Buffer.from(b)), timeoutMs: limitMs(20_000) });
   return { result, serial: Buffer.concat(chunks) };
 }
 
@@ -144,7 +145,7 @@ test('an MSI route (KVM_SET_GSI_ROUTING) fed by an irqfd reaches the LAPIC; ioev
       ioEventFds: [{ port: 0x700, length: 2, fd: ioFd }],
     });
     const ready = readiness();
-    const running = startMachine(config, { timeoutMs: 20_000, onSerial: ready.onSerial, pollMs: 5 });
+    const running = startMachine(config, { timeoutMs: limitMs(20_000), onSerial: ready.onSerial, pollMs: 5 });
     await ready.promise;
     sys.eventfdWrite(msiFd, 1n);
     const result = await running.done;
@@ -157,9 +158,36 @@ test('an MSI route (KVM_SET_GSI_ROUTING) fed by an irqfd reaches the LAPIC; ioev
   }
 });
 
+test('the in-kernel PIT\'s IRQ 0 arrives on IOAPIC pin 2, where the MADT\'s override puts it (not on pin 0, KVM\'s default)', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  // Flat 32-bit guest, 8259s masked: IOAPIC pins 0 and 2 unmasked to vectors 0x30 and 0x32
+  // (edge, to APIC ID 0), the PIT's channel 0 as a rate generator; whichever vector comes
+  // first ends the run with its number. This is what Linux's check_timer() tries first.
+  const a = new Asm(32);
+  a.lgdt(MICRO_BIOS_BASE + FLAT32_TABLES.gdtr).lidt(MICRO_BIOS_BASE + FLAT32_TABLES.idtr);
+  a.storeImm(0xfee0_00f0, 0x1ff, 4);
+  out8(a, 0x21, 0xff);
+  out8(a, 0xa1, 0xff);
+  for (const pin of [0, 2]) {
+    a.storeImm(0xfec0_0000, 0x10 + 2 * pin, 4).storeImm(0xfec0_0010, 0x30 + pin, 4);
+    a.storeImm(0xfec0_0000, 0x11 + 2 * pin, 4).storeImm(0xfec0_0010, 0, 4);
+  }
+  out8(a, 0x43, 0x34); // channel 0, lobyte/hibyte, mode 2
+  out8(a, 0x40, 0x00);
+  out8(a, 0x40, 0x10); // 4096 ticks of 1.193 MHz: about 3.4 ms
+  a.sti().label('idle').hlt().jmp('idle');
+  const gates = new Map<number, number>();
+  for (const pin of [0, 2]) {
+    gates.set(0x30 + pin, a.offset);
+    finish(a, 0x30 + pin);
+  }
+  const { result } = await runCollect(microConfig(a.bytes(), { flat32: true, data: flat32Tables(gates) }));
+  assert.deepEqual(result.reason, { kind: 'debug-exit', code: (0x32 << 1) | 1 });
+});
+
 test('a guest halted with interrupts off ends the run as a halt; a spinning guest is stopped on request', async (t) => {
   if (!skipUnlessKvm(t)) return;
-  const halted = await runMachine(microConfig(say(new Asm(16), 'x').cli().hlt().bytes()), { timeoutMs: 20_000 });
+  const halted = await runMachine(microConfig(say(new Asm(16), 'x').cli().hlt().bytes()), { timeoutMs: limitMs(20_000) });
   assert.deepEqual(halted.reason, { kind: 'halt' });
   // Halted with interrupts on is waiting, not dead: it runs until stopped.
   const waiting = startMachine(microConfig(new Asm(16).sti().label('w').hlt().jmp('w').bytes()), { haltProbeMs: 50 });
@@ -201,7 +229,7 @@ test('a level irqfd with resample: KVM de-asserts on the guest\'s EOI and signal
     const code = a.bytes();
     ivt.patch(code, handler);
     const ready = readiness();
-    const running = startMachine(microConfig(code, { interruptFds: [{ gsi: 5, fd: irqFd, resampleFd }] }), { timeoutMs: 20_000, onSerial: ready.onSerial, pollMs: 5 });
+    const running = startMachine(microConfig(code, { interruptFds: [{ gsi: 5, fd: irqFd, resampleFd }] }), { timeoutMs: limitMs(20_000), onSerial: ready.onSerial, pollMs: 5 });
     await ready.promise;
     sys.eventfdWrite(irqFd, 1n);
     const result = await running.done;

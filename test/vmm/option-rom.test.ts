@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { OptionRomError, parseOptionRom, romMismatch } from '../../src/host/firmware/option-rom.js';
+import { OptionRomError, parseOptionRom, romMismatch } from '../../src/hw/pci/option-rom.js';
 
 const ROMS: ReadonlyArray<[string, number, number, number]> = [
   ['/usr/lib/ipxe/qemu/pxe-e1000.rom', 0x8086, 0x100e, 1],

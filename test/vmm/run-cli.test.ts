@@ -1,52 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Asm, microBios } from '../../src/vmm/guest/asm.js';
+import { Asm, microBios } from '../../tools/guest/asm.js';
 import { CLI } from '../helpers/paths.js';
 import { hvmpt } from '../helpers/run.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
-
-function withPlan(text: string, body: (file: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-plan-'));
-  try {
-    const file = join(dir, 'plan.yaml');
-    writeFileSync(file, text);
-    body(file);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-test('hvmpt run --help describes the plan, --serial, --timeout and the exit statuses', () => {
-  const r = hvmpt(['run', '--help']);
-  assert.equal(r.status, 0);
-  for (const word of ['<plan>', '--serial', '--timeout', '--firmware-log', '--report', 'powers off or halts']) assert.ok(r.stdout.includes(word), word);
-});
-
-test('hvmpt run: a bad plan is refused before anything runs, naming every bad field by its path', () => {
-  withPlan('memory: { size: lots }\nmachine:\n  boot: { kind: floppy }\n  timeout: -3\nextra: 1\n', (file) => {
-    const r = hvmpt(['run', file]);
-    assert.equal(r.status, 1);
-    assert.match(r.stderr, /^hvmpt: .*plan\.yaml: /);
-    for (const path of ['memory.size', 'machine.boot.kind', 'machine.timeout', '(top level)']) assert.ok(r.stderr.includes(path), `${path} in ${r.stderr}`);
-    assert.equal(r.stdout, '');
-  });
-});
-
-test('hvmpt run: a missing kernel names the plan field; a bad --timeout is a usage error', () => {
-  withPlan('machine:\n  boot: { kind: linux, kernel: no-such-vmlinuz }\n', (file) => {
-    const r = hvmpt(['run', file]);
-    assert.equal(r.status, 1);
-    assert.match(r.stderr, /plan\.yaml: machine\.boot\.kernel: cannot read .*no-such-vmlinuz: ENOENT/);
-    const t = hvmpt(['run', file, '--timeout', 'soon']);
-    assert.equal(t.status, 1);
-    assert.match(t.stderr, /--timeout 'soon' is not a positive number of seconds/);
-  });
-});
+import { limitS } from '../helpers/limits.js';
 
 test('hvmpt run --serial unix:PATH: COM1 output reaches a socket, the socket types back, ACPI power-off exits 0', async (t) => {
   if (!skipUnlessKvm(t)) return;
@@ -61,7 +24,7 @@ test('hvmpt run --serial unix:PATH: COM1 output reaches a socket, the socket typ
   const dir = mkdtempSync(join(tmpdir(), 'hvmpt-sock-'));
   try {
     writeFileSync(join(dir, 'micro.bin'), microBios(code));
-    writeFileSync(join(dir, 'plan.yaml'), 'memory: { size: 16M }\nmachine:\n  firmware: micro.bin\n  timeout: 60\n');
+    writeFileSync(join(dir, 'plan.yaml'), `memory: { size: 16M }\nmachine:\n  firmware: micro.bin\n  timeout: ${limitS(60)}\n`);
     const sockPath = join(dir, 'com1.sock');
     let received = '';
     const server = createServer((c) => {
@@ -95,7 +58,7 @@ test('hvmpt run --serial stdout: piped stdin is typed at the guest\'s console', 
   const dir = mkdtempSync(join(tmpdir(), 'hvmpt-stdin-'));
   try {
     writeFileSync(join(dir, 'fw.bin'), microBios(a.bytes()));
-    writeFileSync(join(dir, 'plan.yaml'), 'memory: { size: 16M }\nmachine:\n  firmware: fw.bin\n  timeout: 60\n');
+    writeFileSync(join(dir, 'plan.yaml'), `memory: { size: 16M }\nmachine:\n  firmware: fw.bin\n  timeout: ${limitS(60)}\n`);
     const r = hvmpt(['run', join(dir, 'plan.yaml')], { input: 'q' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'ready\nq');
@@ -114,12 +77,41 @@ test('hvmpt run with onReset: restart boots again after each reset, until --time
   try {
     writeFileSync(join(dir, 'fw.bin'), microBios(a.bytes()));
     writeFileSync(join(dir, 'plan.yaml'), 'memory: { size: 16M }\nmachine:\n  firmware: fw.bin\n  onReset: restart\n');
-    const r = hvmpt(['run', join(dir, 'plan.yaml'), '--timeout', '3']);
+    const r = hvmpt(['run', join(dir, 'plan.yaml'), '--timeout', String(limitS(3))]);
     assert.equal(r.status, 1);
     const boots = r.stdout.split('boot\n').length - 1;
     assert.ok(boots >= 2, `booted ${boots} times`);
     assert.match(r.stderr, /guest reset \(port 0xcf9 hard reset\); booting again/);
     assert.match(r.stderr, /guest stopped: timeout/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('hvmpt run: a log that fails mid-run (/dev/full) is an error naming it, not a crash; the report is still written whole', (t) => {
+  if (!skipUnlessKvm(t)) return;
+  // Firmware that writes its debug log (port 0x402), prints on COM1 and powers off.
+  const a = new Asm(16).movImm('edx', 0x402, 2);
+  for (const ch of new TextEncoder().encode('firmware log line\n')) a.movImm('eax', ch, 1).outDx(1);
+  a.movImm('edx', 0x3f8, 2).movImm('eax', 0x21, 1).outDx(1);
+  a.movImm('edx', 0x604, 2).movImm('eax', 0x2000, 2).outDx(2).cli().hlt();
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-full-'));
+  try {
+    writeFileSync(join(dir, 'fw.bin'), microBios(a.bytes()));
+    writeFileSync(join(dir, 'plan.yaml'), 'memory: { size: 16M }\nmachine:\n  firmware: fw.bin\n  timeout: 60\n');
+    const report = join(dir, 'report.json');
+    writeFileSync(report, 'the old report');
+    const r = hvmpt(['run', join(dir, 'plan.yaml'), '--firmware-log', '/dev/full', '--report', report]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^hvmpt: \/dev\/full: cannot write the firmware log: ENOSPC$/m);
+    assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+    assert.match(r.stderr, /guest powered off/);
+    assert.equal((JSON.parse(readFileSync(report, 'utf8')) as { reason: { kind: string } }).reason.kind, 'poweroff');
+    // Nothing of the report's temporary file is left beside it.
+    assert.deepEqual(readdirSync(dir).sort(), ['fw.bin', 'plan.yaml', 'report.json']);
+    const s = hvmpt(['run', join(dir, 'plan.yaml'), '--serial', '/dev/full']);
+    assert.equal(s.status, 1, s.stderr);
+    assert.match(s.stderr, /^hvmpt: \/dev\/full: cannot write the serial output: ENOSPC$/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

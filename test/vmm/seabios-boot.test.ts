@@ -11,13 +11,14 @@ import { fixture } from '../helpers/paths.js';
 import { haveCommand } from '../helpers/require.js';
 import { hvmpt } from '../helpers/run.js';
 import { skipUnlessKvm } from './kvm-helpers.js';
+import { limitMs, limitS } from '../helpers/limits.js';
 
 /**
  * Firmware nobody here wrote, end to end: Debian's SeaBIOS finds fw_cfg (DMA), our E820 and
  * the linuxboot_dma option ROM, which loads a GRUB image built from Debian's grub-pc-bin;
  * GRUB lists the PCI bus and memory map on COM1. Takes tens of seconds under nested KVM.
  */
-test('hvmpt run: SeaBIOS boots GRUB through fw_cfg with a host\'s ACPI tables as they are (acpi.tables: host); 0x402 log, lsacpi, exit 0 on ACPI power-off', { timeout: 240_000 }, async (t) => {
+test('hvmpt run: SeaBIOS boots GRUB through fw_cfg with a host\'s ACPI tables as they are (acpi.tables: host); 0x402 log, lsacpi, exit 0 on ACPI power-off', { timeout: limitMs(240_000) }, async (t) => {
   if (!skipUnlessKvm(t)) return;
   for (const fw of ['seabios', 'linuxbootDma', 'lnxboot'] as const) {
     if (!haveFirmware(fw)) {
@@ -41,8 +42,8 @@ test('hvmpt run: SeaBIOS boots GRUB through fw_cfg with a host\'s ACPI tables as
   // (acpi.tables: host) through the table loader.
   const planFile = join(dir, 'plan.yaml');
   const dump = fixture('acpi', 'qemu-kvm-q35-bochs.acpidump.txt');
-  writeFileSync(planFile, `memory: { size: 256M }\nacpi: { tables: host }\nmachine:\n  boot: { kind: grub-report }\n  acpiTables: ${dump}\n`);
-  const r = hvmpt(['run', planFile, '--firmware-log', logFile, '--report', reportFile, '--timeout', '200']);
+  writeFileSync(planFile, `memory: { size: 256M }\nacpi: { tables: host }\nmachine:\n  cpus: 2\n  boot: { kind: grub-report }\n  acpiTables: ${dump}\n`);
+  const r = hvmpt(['run', planFile, '--firmware-log', logFile, '--report', reportFile, '--timeout', String(limitS(200))]);
   const debug = readFileSync(logFile, 'latin1');
   const serial = r.stdout;
   const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { reason: { kind: string }; deviceFaults: unknown[]; acpi: SeenAcpi };
@@ -61,6 +62,8 @@ test('hvmpt run: SeaBIOS boots GRUB through fw_cfg with a host\'s ACPI tables as
     'Booting from ROM...',
     'Moving pm_base to 0x600',
     'ACPI: parse DSDT at',
+    // Two vCPUs: SeaBIOS woke the second with INIT/SIPI (KVM's in-kernel LAPIC) and it checked in.
+    'Found 2 cpu(s) max supported 2 cpu(s)',
   ]) {
     assert.ok(debug.includes(line), `SeaBIOS log lacks "${line}":\n${debug}`);
   }

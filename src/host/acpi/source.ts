@@ -1,6 +1,7 @@
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { basename } from 'node:path';
-import { IoError, UsageError } from '../../errors.js';
+import { InputError, IoError } from '../../errors.js';
+import { readInputBytes } from '../../plan/input.js';
 import { parseAcpidump } from '../../hw/acpi/dump/acpidump.js';
 import type { DataBlob, TableImage } from '../../hw/acpi/dump/image.js';
 import { isRsdp } from '../../hw/acpi/tables/rsdp.js';
@@ -31,11 +32,7 @@ export function looksLikeBinaryTable(bytes: Uint8Array): boolean {
 }
 
 export function readFileBytes(path: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (err) {
-    throw new IoError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: path });
-  }
+  return readInputBytes(path, 'acpi');
 }
 
 /** What a path holds, by the same rules loadAcpiSource uses. */
@@ -59,7 +56,7 @@ export function loadAcpiSource(path: string): AcpiSource {
   }
   if (isDir) {
     const { tables, data } = readTableDirectory(path);
-    if (tables.length === 0) throw new UsageError('no table files in this directory', { input: path });
+    if (tables.length === 0) throw new InputError('no table files in this directory', { input: path });
     return { kind: 'directory', path, tables, data };
   }
   const bytes = readFileBytes(path);
@@ -74,7 +71,7 @@ export function loadAcpiSource(path: string): AcpiSource {
 export function loadAcpidump(path: string, bytes: Uint8Array = readFileBytes(path)): TableImage[] {
   const tables = parseAcpidump(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'), path);
   if (tables.length === 0) {
-    throw new UsageError('no tables found: expected acpidump text ("SIG @ 0x…" then hex lines), a binary table, or a directory of tables', { input: path });
+    throw new InputError('no tables found: expected acpidump text ("SIG @ 0x…" then hex lines), a binary table, or a directory of tables', { input: path });
   }
   return tables;
 }

@@ -1,6 +1,7 @@
-import { readFileSync, readdirSync, statSync, type Dirent } from 'node:fs';
+import { readdirSync, statSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { IoError } from '../../errors.js';
+import { readInputBytes } from '../../plan/input.js';
 import type { DataBlob, TableImage } from '../../hw/acpi/dump/image.js';
 import { peekSignature } from '../../hw/acpi/tables/table.js';
 
@@ -29,11 +30,12 @@ function entries(dir: string): Dirent[] {
 
 function readBytes(path: string): Uint8Array {
   try {
-    return new Uint8Array(readFileSync(path));
+    return readInputBytes(path, 'acpi');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    const hint = code === 'EACCES' ? ' (the firmware tables are readable by root only)' : '';
-    throw new IoError(`cannot read: ${code}${hint}`, { input: path });
+    if (err instanceof IoError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EACCES') {
+      throw new IoError('cannot read: EACCES (the firmware tables are readable by root only)', { input: path }, { cause: err.cause });
+    }
+    throw err;
   }
 }
 

@@ -33,6 +33,9 @@ export const REPORT_CONFIG = [
   'smbios --type 1 --get-string 5',
   'smbios --type 1 --get-string 7',
   'smbios --type 1 --get-uuid 8',
+  // The processor: core count and thread count (SMBIOS 2.5+ type 4 bytes 0x23 and 0x25).
+  'smbios --type 4 --get-byte 0x23',
+  'smbios --type 4 --get-byte 0x25',
   `echo ${GRUB_END_MARK}`,
   'halt',
 ].join('\n');
@@ -45,6 +48,20 @@ const REPORT_MODULES = ['serial', 'terminal', 'terminfo', 'echo', 'lspci', 'lsmm
  * hvmpt's linuxboot path). Needs grub-mkimage (grub-common) and the i386-pc modules (grub-pc-bin).
  */
 export function buildGrubImage(config: string = REPORT_CONFIG, modules: readonly string[] = REPORT_MODULES): Uint8Array {
+  // One grub-mkimage run per image a process needs: a run that boots again, or a fuzzer
+  // composing thousands of plans, asks for the same one each time.
+  const key = `${modules.join(' ')}\n${config}`;
+  let image = BUILT.get(key);
+  if (image === undefined) {
+    image = makeGrubImage(config, modules);
+    BUILT.set(key, image);
+  }
+  return image.slice();
+}
+
+const BUILT = new Map<string, Uint8Array>();
+
+function makeGrubImage(config: string, modules: readonly string[]): Uint8Array {
   const moduleDir = firmwarePath('grubModules');
   const lnxboot = readFirmware('lnxboot').bytes;
   const dir = mkdtempSync(join(tmpdir(), 'hvmpt-grub-'));

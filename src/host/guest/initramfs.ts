@@ -46,6 +46,21 @@ export interface InitrdOptions {
 export const MARKER_READY = '@@hvmpt-ready';
 export const MARKER_DONE = '@@hvmpt-done';
 
+/** The directories every initrd built here has, and the files it always holds itself. */
+const BASE_DIRS = ['bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'proc', 'sys', 'dev', 'tmp', 'etc', 'root', 'lib', 'lib/modules', 'mnt'];
+const OWN_FILES = ['init', 'bin/busybox', 'dev/console'];
+
+/**
+ * Why a caller's file cannot go at `path` (relative) in an initrd built here: it would replace
+ * one of the initrd's own directories or files, or sit under one of its files. Undefined when it can.
+ */
+export function initrdPathConflict(path: string): string | undefined {
+  if (BASE_DIRS.includes(path)) return `'${path}' is one of the initrd's own directories`;
+  if (OWN_FILES.includes(path)) return `'${path}' is the initrd's own ${path === 'init' ? '/init (the script runs from it)' : `/${path}`}`;
+  const under = OWN_FILES.find((f) => path.startsWith(`${f}/`));
+  return under === undefined ? undefined : `'${path}' would be inside the initrd's own file /${under}`;
+}
+
 function fileBytes(f: GuestFile): Uint8Array {
   if (f.data !== undefined) return typeof f.data === 'string' ? new TextEncoder().encode(f.data) : f.data;
   if (f.hostPath !== undefined) {
@@ -117,7 +132,7 @@ export function buildInitrd(options: InitrdOptions = {}): Uint8Array {
   if (modules.length > 0 && options.kernel === undefined) throw new GuestSetupError('modules need the kernel they were built for (options.kernel)');
   const moduleFiles = modules.length > 0 ? resolveModules(options.kernel!, modules) : [];
 
-  const have = new Set(['bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'proc', 'sys', 'dev', 'tmp', 'etc', 'root', 'lib', 'lib/modules', 'mnt']);
+  const have = new Set(BASE_DIRS);
   const base: CpioEntry[] = [...have].map((path) => ({ kind: 'dir', path }));
   // Linux opens /dev/console for init's stdio before anything is mounted.
   base.push({ kind: 'char', path: 'dev/console', major: 5, minor: 1 });

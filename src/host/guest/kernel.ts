@@ -6,9 +6,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { HvmptError } from '../../errors.js';
+import { packageRoot } from '../package-root.js';
 import { readModInfo } from './elf.js';
 
 export class GuestSetupError extends HvmptError {}
@@ -23,15 +23,11 @@ export interface DebianKernel {
   readonly modulesDir: string;
 }
 
-/** The checkout's root, found from this file's place (dist/src/host/guest/ or src/host/guest/). */
+/** The checkout's root, found from this file's place. */
 function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new GuestSetupError('cannot find the checkout (no package.json above the harness)');
-    dir = up;
-  }
-  return dir;
+  const root = packageRoot(import.meta.url);
+  if (root === undefined) throw new GuestSetupError('cannot find the checkout (no package.json above the harness)');
+  return root;
 }
 
 /** Where kernels are unpacked: $HVMPT_GUEST_CACHE, or .cache/guest in the checkout. */

@@ -3,20 +3,21 @@
  * firmware's map as the kernel received it (before memmap= edits); /proc/iomem is the kernel's
  * current view, whose addresses only root can see.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { IoError } from '../../errors.js';
 import { parseE820Text, parseSysfsMemmap, type ParseResult, type SysfsMemmapRecord } from '../../hw/mem/e820-parse.js';
+import { readInputText, STDIN } from '../../plan/input.js';
 
 export const SYSFS_MEMMAP = '/sys/firmware/memmap';
 export const PROC_IOMEM = '/proc/iomem';
 
 function readOptional(path: string): string | undefined {
   try {
-    return readFileSync(path, 'utf8').trim();
+    return readInputText(path, 'e820').trim();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new IoError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: path }, { cause: err });
+    if (err instanceof IoError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined;
+    throw err;
   }
 }
 
@@ -42,7 +43,7 @@ export function readSysfsMemmap(dir: string = SYSFS_MEMMAP): ParseResult {
  * tree, anything else a file in one of the text formats e820-parse understands.
  */
 export function readE820Input(input: string): ParseResult {
-  if (input === '-') return parseE820Text(readFileSync(0, 'utf8'), '<stdin>');
+  if (input === STDIN) return parseE820Text(readInputText(STDIN, 'e820'), '<stdin>');
   let isDir: boolean;
   try {
     isDir = statSync(input).isDirectory();
@@ -50,13 +51,7 @@ export function readE820Input(input: string): ParseResult {
     throw new IoError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input }, { cause: err });
   }
   if (isDir) return readSysfsMemmap(input);
-  let text: string;
-  try {
-    text = readFileSync(input, 'utf8');
-  } catch (err) {
-    throw new IoError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input }, { cause: err });
-  }
-  return parseE820Text(text, input);
+  return parseE820Text(readInputText(input, 'e820'), input);
 }
 
 /**

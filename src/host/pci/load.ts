@@ -1,7 +1,8 @@
-import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { formatBdf, parseBdf, type Bdf } from '../../hw/pci/address.js';
 import { IoError } from '../../errors.js';
+import { readInputBytes } from '../../plan/input.js';
+import { isDirectory } from '../fs.js';
 import type { Capture } from '../../hw/pci/capture.js';
 import { parseLspciDump } from './lspci-dump.js';
 import { parseConfigBinary, readSysfsFunction, readSysfsTree } from './sysfs.js';
@@ -22,23 +23,12 @@ function looksBinary(bytes: Uint8Array): boolean {
  * directory, or a directory of them (`/sys/bus/pci/devices`). Read-only.
  */
 export function loadCapture(path: string, options: { bdf?: Bdf } = {}): Capture {
-  let isDir: boolean;
-  try {
-    isDir = statSync(path).isDirectory();
-  } catch (err) {
-    throw new IoError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: path }, { cause: err });
-  }
-  if (isDir) return readSysfsTree(path);
+  if (isDirectory(path)) return readSysfsTree(path);
   // A sysfs device's own config file: its directory names the address and holds `resource`.
   if (basename(path) === 'config' && options.bdf === undefined && parseBdf(basename(dirname(path))) !== undefined) {
     return { source: path, functions: [readSysfsFunction(dirname(path))], withDomains: true };
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(readFileSync(path));
-  } catch (err) {
-    throw new IoError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { input: path }, { cause: err });
-  }
+  const bytes = readInputBytes(path, 'pci');
   if (looksBinary(bytes)) {
     const bdf = options.bdf ?? { segment: 0, bus: 0, device: 0, fn: 0 };
     return {

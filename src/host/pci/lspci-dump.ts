@@ -21,10 +21,15 @@ const UNIT: Record<string, bigint> = { '': 1n, K: 1n << 10n, M: 1n << 20n, G: 1n
 const MIN_CAPTURE = 0x40;
 const MAX_CONFIG = 0x1000;
 
+/** What lspci prints: -x, -xxx, -xxxx. Anything else was cut (pciutils reads it all the same). */
+const LSPCI_LENGTHS = new Set([0x40, 0x100, MAX_CONFIG]);
+
 interface Building {
   bdf: Bdf;
   description: string;
   line: number;
+  /** The last hex line read for it. */
+  lastLine: number;
   data: Uint8Array;
   length: number;
   barSizes: Map<number, bigint>;
@@ -48,7 +53,7 @@ export function parseLspciDump(text: string, source: string): Capture {
       const bdf = parseBdf(dev[1]!);
       if (bdf === undefined) fail(n, `bad device address ${dev[1]}`);
       if (dev[1]!.split(':').length === 3) withDomains = true;
-      current = { bdf: bdf!, description: dev[2] ?? '', line: n, data: new Uint8Array(MAX_CONFIG).fill(0xff), length: 0, barSizes: new Map() };
+      current = { bdf: bdf!, description: dev[2] ?? '', line: n, lastLine: n, data: new Uint8Array(MAX_CONFIG).fill(0xff), length: 0, barSizes: new Map() };
       const dup = done.find((d) => sameBdf(d.bdf, bdf!));
       if (dup !== undefined) fail(n, `function ${formatBdf(bdf!, true)} appears twice (first at line ${dup.line})`);
       done.push(current);
@@ -68,6 +73,7 @@ export function parseLspciDump(text: string, source: string): Capture {
       if (offset + values.length > MAX_CONFIG) fail(n, `offset 0x${(offset + values.length - 1).toString(16)} is past the 4096 bytes of config space`);
       current.data.set(values, offset);
       current.length = Math.max(current.length, offset + values.length);
+      current.lastLine = n;
       continue;
     }
     const region = REGION.exec(line);
@@ -85,5 +91,8 @@ export function parseLspciDump(text: string, source: string): Capture {
     }
     return { bdf: d.bdf, bytes: d.data.slice(0, d.length), barSizes: d.barSizes, description: d.description, at: `line ${d.line}` };
   });
-  return { source, functions, withDomains };
+  const warnings = done
+    .filter((d) => !LSPCI_LENGTHS.has(d.length))
+    .map((d) => `line ${d.lastLine}: ${formatBdf(d.bdf, withDomains)} has ${d.length} bytes of config space, not the 64, 256 or 4096 lspci prints: the dump may be cut short here`);
+  return { source, functions, withDomains, ...(warnings.length > 0 ? { warnings } : {}) };
 }

@@ -15,8 +15,12 @@ const HDR = {
   ramdiskImage: 0x218,
   ramdiskSize: 0x21c,
   heapEndPtr: 0x224,
+  code32Start: 0x214,
   cmdLinePtr: 0x228,
   initrdAddrMax: 0x22c,
+  kernelAlignment: 0x230,
+  relocatableKernel: 0x234,
+  initSize: 0x260,
 } as const;
 const HDRS_MAGIC = 0x5372_6448; // "HdrS"
 const LOADED_HIGH = 0x01;
@@ -30,6 +34,12 @@ export interface LinuxBoot {
   readonly cmdline: string;
   /** RAM below 4 GiB, bounding where the initrd may go. */
   readonly ramBelow4G: number;
+  /**
+   * The guest's RAM ranges. When 1 MiB is not RAM (an identity layout, whose RAM lies where the
+   * host carved it), a relocatable kernel is loaded at the start of the first RAM range above
+   * 1 MiB instead, aligned as its header asks, and told so in code32_start.
+   */
+  readonly ram?: ReadonlyArray<{ readonly start: bigint; readonly end: bigint }>;
   /** Names the kernel in errors. */
   readonly name: string;
 }
@@ -88,6 +98,12 @@ export function linuxBootItems(boot: LinuxBoot): Map<number, Uint8Array> {
     setup[HDR.loadflags] = setup[HDR.loadflags]! | CAN_USE_HEAP;
     sv.setUint16(HDR.heapEndPtr, cmdlineAddr - realAddr - 0x200, true);
   }
+  const kernelBytes = k.length - setupSize;
+  const isRam = (start: number, size: number): boolean => boot.ram === undefined || boot.ram.some((r) => BigInt(start) >= r.start && BigInt(start + size) <= r.end);
+  if (protAddr === 0x100000 && !isRam(protAddr, kernelBytes)) {
+    protAddr = relocatedKernelAddress(view, protocol, kernelBytes, boot);
+    sv.setUint32(HDR.code32Start, protAddr, true);
+  }
   const items = new Map<number, Uint8Array>();
   if (boot.initrd !== undefined) {
     if (protocol < 0x200) throw new KernelImageError('boot protocol before 2.00 cannot take an initrd', { input: boot.name, at: 'offset 0x206' });
@@ -112,4 +128,22 @@ export function linuxBootItems(boot: LinuxBoot): Map<number, Uint8Array> {
   cmdline.set(cmdlineBytes);
   items.set(FW_CFG.CMDLINE_DATA, cmdline);
   return items;
+}
+
+/**
+ * Where a relocatable kernel goes when 1 MiB is not RAM: the first RAM range above 1 MiB below
+ * 4 GiB (linuxboot's addresses are 32-bit) with room for the kernel's whole footprint
+ * (init_size), at its kernel_alignment.
+ */
+function relocatedKernelAddress(view: DataView, protocol: number, kernelBytes: number, boot: LinuxBoot): number {
+  if (protocol < 0x205 || view.getUint8(HDR.relocatableKernel) === 0) {
+    throw new KernelImageError('1 MiB is not RAM in this guest (an identity layout) and the kernel is not relocatable (boot protocol 2.05 relocatable_kernel)', { input: boot.name });
+  }
+  const align = BigInt(view.getUint32(HDR.kernelAlignment, true) || 0x200000);
+  const need = BigInt(Math.max(kernelBytes, protocol >= 0x20a ? view.getUint32(HDR.initSize, true) : 0));
+  for (const r of boot.ram ?? []) {
+    const start = ((r.start < 0x100000n ? 0x100000n : r.start) + align - 1n) / align * align;
+    if (start + need <= r.end && start + need <= 0x1_0000_0000n) return Number(start);
+  }
+  throw new KernelImageError(`no RAM range above 1 MiB and below 4 GiB holds the kernel's ${need} bytes at ${align}-byte alignment`, { input: boot.name });
 }

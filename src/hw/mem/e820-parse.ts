@@ -23,6 +23,8 @@ export interface FoundMap {
   readonly format: E820Format;
   /** 1-based line of the map's first entry. */
   readonly line: number;
+  /** 1-based line of its last entry, where the input has lines. */
+  readonly lastLine?: number;
   /** As listed (not yet normalized); ends are exclusive whatever the source printed. */
   readonly entries: readonly E820Entry[];
 }
@@ -31,6 +33,8 @@ export interface ParseResult {
   readonly maps: readonly FoundMap[];
   /** Things read but not understood as E820 data, worth telling the user about. */
   readonly notes: readonly string[];
+  /** What was read but may be wrong, each naming its line (an input cut inside a map). */
+  readonly warnings?: readonly string[];
 }
 
 // Labels Linux prints before each map line (e820__print_table's `who`).
@@ -56,6 +60,7 @@ const IOMEM_LINE = /^([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.+?)\s*$/;
 
 /** Type words as Linux's dmesg, Xen's console and old kernels print them. */
 function typeFromWords(words: string): E820Type | undefined {
+  if (words === 'usable' || words === 'reserved') return words;
   const w = words.replace(/^\((.*)\)$/, '$1').trim();
   switch (w.toLowerCase()) {
     case 'usable':
@@ -126,6 +131,7 @@ interface Group {
   label: string;
   format: E820Format;
   line: number;
+  lastLine: number;
   entries: E820Entry[];
 }
 
@@ -137,17 +143,37 @@ export function parseE820Text(raw: string, input: string): ParseResult {
   const text = raw.replace(/^\uFEFF/, '');
   if (/^\s*\{/.test(text)) return { maps: [parseE820Json(text, input)], notes: [] };
   const lines = text.split(/\r?\n|\r/);
-  const logMaps = parseLogLines(lines, input);
-  if (logMaps.length > 0) return { maps: logMaps, notes: [] };
-  const sysfs = parseSysfsLines(lines, input);
-  if (sysfs !== undefined) return { maps: [sysfs], notes: [] };
-  const iomem = parseIomemLines(lines, input);
-  if (iomem !== undefined) return iomem;
+  const found = ((): ParseResult | undefined => {
+    const logMaps = parseLogLines(lines, input);
+    if (logMaps.length > 0) return { maps: logMaps, notes: [] };
+    const sysfs = parseSysfsLines(lines, input);
+    if (sysfs !== undefined) return { maps: [sysfs], notes: [] };
+    return parseIomemLines(lines, input);
+  })();
+  if (found !== undefined) {
+    const cut = cutWarning(text, lines.length, found.maps);
+    return cut === undefined ? found : { ...found, warnings: [cut] };
+  }
   throw new E820ParseError(
     'no E820 memory map found (looked for Linux "BIOS-e820:" / "user:" lines, Xen "(XEN)" maps, ' +
       '/sys/firmware/memmap listings, /proc/iomem and hvmpt JSON)',
     { input },
   );
+}
+
+/**
+ * An input that ends inside a line (no line end) right at or after a map's last entry was
+ * likely cut there: the last entry may be short (`type 12` cut to `type 1` reads as usable
+ * RAM, a memmap `end` loses digits) or the entries after it missing. Read as given, with this
+ * warning naming the line.
+ */
+function cutWarning(text: string, lineCount: number, maps: readonly FoundMap[]): string | undefined {
+  if (text === '' || /[\r\n]$/.test(text)) return undefined;
+  const map = maps.find((m) => m.lastLine !== undefined && m.lastLine >= lineCount - 1);
+  if (map === undefined) return undefined;
+  return map.lastLine === lineCount
+    ? `line ${lineCount}: the input ends inside this line, the ${map.label} map's last entry: it may be cut short`
+    : `line ${lineCount}: the input ends inside a line just after the ${map.label} map: the map may be cut short`;
 }
 
 function parseLogLines(lines: readonly string[], input: string): FoundMap[] {
@@ -157,8 +183,9 @@ function parseLogLines(lines: readonly string[], input: string): FoundMap[] {
   let xenHeader: string | undefined;
   lines.forEach((raw, index) => {
     const n = index + 1;
-    const line = raw.replace(/\0/g, '');
-    const xenMatch = XEN_PREFIX.exec(line);
+    const line = raw.includes('\0') ? raw.replace(/\0/g, '') : raw;
+    // Plain substring tests first: a long log is mostly lines no pattern matches.
+    const xenMatch = line.includes('(XEN)') ? XEN_PREFIX.exec(line) : null;
     if (xenMatch !== null) {
       const body = xenMatch[1]!;
       if (!XEN_CANDIDATE.test(body)) {
@@ -174,52 +201,64 @@ function parseLogLines(lines: readonly string[], input: string): FoundMap[] {
       if (type === undefined) throw new E820ParseError(`unknown memory type '${m[3]}'`, { input, at: `line ${n}` });
       const entry = { ...rangeFrom(m[1]!, m[2]!, inclusive, input, n), type };
       if (xen === undefined) {
-        xen = { label: xenHeader ?? 'XEN', format: inclusive ? 'xen' : 'xen-old', line: n, entries: [] };
+        xen = { label: xenHeader ?? 'XEN', format: inclusive ? 'xen' : 'xen-old', line: n, lastLine: n, entries: [] };
         maps.push(xen);
         xenHeader = undefined;
       }
       xen.entries.push(entry);
+      xen.lastLine = n;
       return;
     }
-    if (RAM_MAP_HEADER.test(line)) {
+    if (line.includes('RAM map') && RAM_MAP_HEADER.test(line)) {
       linux = undefined;
       return;
     }
-    const cand = LINUX_CANDIDATE.exec(line);
-    if (cand === null) return;
-    const label = cand[1]!;
-    const isNew = cand[2] === '[mem';
-    const m = (isNew ? LINUX_NEW : LINUX_OLD).exec(line);
-    if (m === null) throw new E820ParseError(`malformed ${label} memory map entry: ${line.trim()}`, { input, at: `line ${n}` });
+    // A well-formed current entry is matched at once; the candidate pattern then only tells a
+    // malformed entry (an error) from a line that is no entry at all.
+    let m = line.includes('[mem') ? LINUX_NEW.exec(line) : null;
+    let isNew = m !== null;
+    if (m === null) {
+      const cand = LINUX_CANDIDATE.exec(line);
+      if (cand === null) return;
+      isNew = cand[2] === '[mem';
+      m = (isNew ? LINUX_NEW : LINUX_OLD).exec(line);
+      if (m === null) throw new E820ParseError(`malformed ${cand[1]} memory map entry: ${line.trim()}`, { input, at: `line ${n}` });
+    }
+    const label = m[1]!;
     const type = typeFromWords(m[4]!);
     if (type === undefined) throw new E820ParseError(`unknown memory type '${m[4]}'`, { input, at: `line ${n}` });
-    const entry = { ...rangeFrom(m[2]!, m[3]!, isNew, input, n), type };
+    const range = rangeFrom(m[2]!, m[3]!, isNew, input, n);
+    const entry: E820Entry = { start: range.start, end: range.end, type };
     const format: E820Format = isNew ? 'linux' : 'linux-old';
     const last = linux?.entries[linux.entries.length - 1];
     // Linux prints each map sorted, so an entry that starts below its predecessor begins a new map (a second boot in the same log).
     if (linux === undefined || linux.label !== label || linux.format !== format || (last !== undefined && entry.start < last.start)) {
-      linux = { label, format, line: n, entries: [] };
+      linux = { label, format, line: n, lastLine: n, entries: [] };
       maps.push(linux);
     }
     linux.entries.push(entry);
+    linux.lastLine = n;
   });
   return maps;
 }
 
 function parseSysfsLines(lines: readonly string[], input: string): FoundMap | undefined {
   const records = new Map<string, { start?: string; end?: string; type?: string; line: number }>();
+  let lastLine = 0;
   lines.forEach((line, i) => {
     const m = SYSFS_LINE.exec(line.trim());
     if (m === null) return;
+    lastLine = i + 1;
     const rec = records.get(m[1]!) ?? { line: i + 1 };
     rec[m[2] as 'start' | 'end' | 'type'] = m[3]!.trim();
     records.set(m[1]!, rec);
   });
   if (records.size === 0) return undefined;
-  return parseSysfsMemmap(
+  const map = parseSysfsMemmap(
     [...records.entries()].map(([name, r]) => ({ name, start: r.start, end: r.end, type: r.type, line: r.line })),
     input,
   );
+  return { ...map, lastLine };
 }
 
 /** One /sys/firmware/memmap/N directory's three files (undefined where a file was missing). */
@@ -256,6 +295,7 @@ function parseIomemLines(lines: readonly string[], input: string): ParseResult |
   const entries: E820Entry[] = [];
   const others = new Set<string>();
   let first = 0;
+  let lastLine = 0;
   let topLevel = 0;
   let zeros = 0;
   lines.forEach((line, i) => {
@@ -272,6 +312,7 @@ function parseIomemLines(lines: readonly string[], input: string): ParseResult |
       return;
     }
     if (first === 0) first = i + 1;
+    lastLine = i + 1;
     entries.push({ start, end: last + 1n, type });
   });
   if (topLevel === 0) return undefined;
@@ -283,7 +324,7 @@ function parseIomemLines(lines: readonly string[], input: string): ParseResult |
     others.size > 0
       ? [`${others.size} top-level resource name(s) are not E820 types and were left out (${[...others].slice(0, 4).join(', ')}${others.size > 4 ? ', …' : ''})`]
       : [];
-  return { maps: [{ label: 'iomem', format: 'iomem', line: first, entries }], notes };
+  return { maps: [{ label: 'iomem', format: 'iomem', line: first, lastLine, entries }], notes };
 }
 
 /** hvmpt's JSON: {"entries":[{"start":"0x…","end":"0x…","type":"usable"}]} with exclusive ends. */

@@ -146,63 +146,70 @@ export function normalizeE820(entries: readonly E820Entry[]): NormalizeResult {
     }
   }
   // Sweep over every boundary; between two consecutive boundaries the set of covering
-  // entries is constant, so the winner is decided once per piece.
-  const points = [...new Set(live.flatMap((e) => [e.start, e.end]))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  // entries is constant, so the winner is decided once per piece. Entries start and end in
+  // sorted order and the covering set is kept as a count per type, so the sweep is
+  // O(n log n) in entries (times the few distinct types where pieces overlap).
+  const compare = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
+  // Maps come sorted more often than not: a check costs one pass, a sort of bigints many.
+  const sortedBy = (key: 'start' | 'end'): E820Entry[] => (live.every((e, i) => i === 0 || live[i - 1]![key] <= e[key]) ? live : [...live].sort((a, b) => compare(a[key], b[key])));
+  const byStart = sortedBy('start');
+  const byEnd = sortedBy('end');
+  // Every boundary once, in order: the two sorted lists merged.
+  const points: bigint[] = [];
+  for (let i = 0, j = 0; i < byStart.length || j < byEnd.length; ) {
+    const p = j >= byEnd.length || (i < byStart.length && byStart[i]!.start <= byEnd[j]!.end) ? byStart[i++]!.start : byEnd[j++]!.end;
+    if (points.length === 0 || points[points.length - 1] !== p) points.push(p);
+  }
+  const covering = new Map<E820Type, number>();
+  // The types run in rank order, weakest first, each counted when several entries of it overlap (`usable ×2`).
+  const overlaps: Array<{ start: bigint; end: bigint; types: E820Type[]; winner: E820Type; listed: string }> = [];
+  let count = 0;
+  let nextStart = 0;
+  let nextEnd = 0;
   const out: E820Entry[] = [];
   for (let i = 0; i + 1 < points.length; i++) {
     const start = points[i]!;
     const end = points[i + 1]!;
-    const covering = live.filter((e) => e.start <= start && e.end >= end);
-    if (covering.length === 0) continue;
-    let winner = covering[0]!.type;
-    for (const e of covering) if (typeRank(e.type) > typeRank(winner)) winner = e.type;
-    const types = [...new Set(covering.map((e) => e.type))];
-    if (covering.length > 1) {
-      warnings.push({
-        kind: 'overlap',
-        range: { start, end },
-        types,
-        winner,
-        message:
-          `entries overlap at [mem 0x${start.toString(16)}-0x${(end - 1n).toString(16)}] ` +
-          `(${covering.map((e) => e.type).join(', ')}): treated as ${winner}`,
-      });
+    for (; nextEnd < byEnd.length && byEnd[nextEnd]!.end <= start; nextEnd++) {
+      const t = byEnd[nextEnd]!.type;
+      const n = covering.get(t)! - 1;
+      if (n === 0) covering.delete(t);
+      else covering.set(t, n);
+      count--;
+    }
+    for (; nextStart < byStart.length && byStart[nextStart]!.start <= start; nextStart++) {
+      const t = byStart[nextStart]!.type;
+      covering.set(t, (covering.get(t) ?? 0) + 1);
+      count++;
+    }
+    if (count === 0) continue;
+    let winner: E820Type | undefined;
+    for (const t of covering.keys()) if (winner === undefined || typeRank(t) > typeRank(winner)) winner = t;
+    if (count > 1) {
+      // One warning per contiguous overlapping stretch with the same participants, not one per boundary.
+      const types = [...covering.keys()].sort((x, y) => typeRank(x) - typeRank(y));
+      const listed = types.map((t) => (covering.get(t)! > 1 ? `${t} ×${covering.get(t)}` : t)).join(', ');
+      const prev = overlaps[overlaps.length - 1];
+      if (prev !== undefined && prev.end === start && prev.listed === listed) prev.end = end;
+      else overlaps.push({ start, end, types, winner: winner!, listed });
     }
     const last = out[out.length - 1];
     if (last !== undefined && last.end === start && last.type === winner) {
       out[out.length - 1] = { start: last.start, end, type: winner };
     } else {
-      out.push({ start, end, type: winner });
+      out.push({ start, end, type: winner! });
     }
   }
-  return { map: { entries: out }, warnings: mergeAdjacentOverlapWarnings(warnings) };
-}
-
-/** One warning per contiguous overlapping stretch with the same participants, not one per boundary. */
-function mergeAdjacentOverlapWarnings(warnings: readonly E820Warning[]): E820Warning[] {
-  const out: E820Warning[] = [];
-  for (const w of warnings) {
-    const last = out[out.length - 1];
-    if (
-      w.kind === 'overlap' &&
-      last?.kind === 'overlap' &&
-      last.range.end === w.range.start &&
-      last.winner === w.winner &&
-      last.types.join() === w.types.join()
-    ) {
-      const range = { start: last.range.start, end: w.range.end };
-      out[out.length - 1] = {
-        ...last,
-        range,
-        message:
-          `entries overlap at [mem 0x${range.start.toString(16)}-0x${(range.end - 1n).toString(16)}] ` +
-          `(${last.types.join(', ')}): treated as ${last.winner}`,
-      };
-    } else {
-      out.push(w);
-    }
+  for (const o of overlaps) {
+    warnings.push({
+      kind: 'overlap',
+      range: { start: o.start, end: o.end },
+      types: o.types,
+      winner: o.winner,
+      message: `entries overlap at [mem 0x${o.start.toString(16)}-0x${(o.end - 1n).toString(16)}] (${o.listed}): treated as ${o.winner}`,
+    });
   }
-  return out;
+  return { map: { entries: out }, warnings };
 }
 
 /** Total bytes of the given type (by default usable RAM). */

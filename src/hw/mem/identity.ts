@@ -24,7 +24,11 @@ import {
   type AddressRange,
 } from './range.js';
 
+/** The request cannot be met on this host map; `where.at` is the request's field (`size`, `hostKeep`). */
 export class IdentityPlanError extends HvmptError {}
+
+/** A request value that is not acceptable whatever the host (a size that is no multiple of 4 KiB). */
+export class IdentityRequestError extends IdentityPlanError {}
 
 /** The first MiB: real-mode IVT, BIOS data, EBDA, the ISA hole and the BIOS ROM. Never carved. */
 export const LOW_MEMORY: AddressRange = { start: 0n, end: MiB };
@@ -85,6 +89,8 @@ export interface GuestLayout {
   readonly lowMemory: readonly AddressRange[];
   readonly e820: E820Map;
   readonly protection: ProtectionMap;
+  /** What the guest must never map (the host's memory, other guests', reservations, the low MiB): grants added later are checked against it. */
+  readonly forbidden: readonly Forbidden[];
 }
 
 export interface IdentityPlan {
@@ -159,31 +165,31 @@ interface CheckedRequest {
 function checkRequest(r: IdentityRequest): CheckedRequest {
   const where = (at: string): { input: string; at: string } => ({ input: 'identity request', at });
   const align = r.align ?? DEFAULT_ALIGN;
-  if (r.size <= 0n || r.size % PAGE_SIZE !== 0n) throw new IdentityPlanError(`size ${r.size} must be a positive multiple of 4 KiB`, where('size'));
-  if (!isPowerOfTwo(align) || align < PAGE_SIZE) throw new IdentityPlanError(`alignment ${align} must be a power of two of at least 4 KiB`, where('align'));
+  if (r.size <= 0n || r.size % PAGE_SIZE !== 0n) throw new IdentityRequestError(`size ${r.size} must be a positive multiple of 4 KiB`, where('size'));
+  if (!isPowerOfTwo(align) || align < PAGE_SIZE) throw new IdentityRequestError(`alignment ${align} must be a power of two of at least 4 KiB`, where('align'));
   const guests = r.guests ?? 1;
-  if (!Number.isInteger(guests) || guests < 1 || guests > 64) throw new IdentityPlanError(`guests ${guests} must be an integer from 1 to 64`, where('guests'));
+  if (!Number.isInteger(guests) || guests < 1 || guests > 64) throw new IdentityRequestError(`guests ${guests} must be an integer from 1 to 64`, where('guests'));
   const maxRegions = r.maxRegionsPerGuest ?? 1;
   if (!Number.isInteger(maxRegions) || maxRegions < 1 || maxRegions > 32) {
-    throw new IdentityPlanError(`maxRegionsPerGuest ${maxRegions} must be an integer from 1 to 32`, where('maxRegionsPerGuest'));
+    throw new IdentityRequestError(`maxRegionsPerGuest ${maxRegions} must be an integer from 1 to 32`, where('maxRegionsPerGuest'));
   }
   const above = r.above === undefined || r.above < LOW_MEMORY.end ? LOW_MEMORY.end : r.above;
   const below = r.below ?? ADDRESS_LIMIT;
-  if (below > ADDRESS_LIMIT || below <= above) throw new IdentityPlanError(`the address window [${above}, ${below}) is empty`, where('below'));
+  if (below > ADDRESS_LIMIT || below <= above) throw new IdentityRequestError(`the address window [${above}, ${below}) is empty`, where('below'));
   const reservations = r.reservations ?? [];
   reservations.forEach((res, i) => {
     if (!(res.start >= 0n && res.start < res.end && res.end <= ADDRESS_LIMIT)) {
-      throw new IdentityPlanError(`${formatRange(res)} is not a valid range`, where(`reservations[${i}]`));
+      throw new IdentityRequestError(`${formatRange(res)} is not a valid range`, where(`reservations[${i}]`));
     }
   });
   const devices = r.devices ?? [];
   devices.forEach((d, i) => {
     if (!Number.isInteger(d.guest) || d.guest < 0 || d.guest >= guests) {
-      throw new IdentityPlanError(`guest ${d.guest} does not exist (there are ${guests})`, where(`devices[${i}].guest`));
+      throw new IdentityRequestError(`guest ${d.guest} does not exist (there are ${guests})`, where(`devices[${i}].guest`));
     }
   });
   const hostKeep = r.hostKeep ?? DEFAULT_HOST_KEEP;
-  if (hostKeep < 0n) throw new IdentityPlanError('hostKeep must not be negative', where('hostKeep'));
+  if (hostKeep < 0n) throw new IdentityRequestError('hostKeep must not be negative', where('hostKeep'));
   return { size: r.size, guests, align, above, below, reservations, hostKeep, maxRegions, lowMemory: r.lowMemory ?? 'private', devices };
 }
 
@@ -255,9 +261,12 @@ function guestLayout(
       end: e.end,
       type: e.type === 'pmem' || e.type === 'pram' || e.type === 'soft-reserved' ? 'reserved' : e.type,
     }));
+  // Whole pages only (a memory slot maps pages): firmware's maps end low RAM mid-page (0x9fc00).
   const lowMemory =
     req.lowMemory === 'private'
       ? subtractRanges(rangesOfType(host, 'usable'), [{ start: ISA_HOLE.start, end: ADDRESS_LIMIT }])
+          .map((r) => ({ start: alignUp(r.start, PAGE_SIZE), end: alignDown(r.end, PAGE_SIZE) }))
+          .filter((r) => r.end > r.start)
       : [];
   const ram: E820Entry[] = [...lowMemory, ...identity].map((r) => ({ ...r, type: 'usable' }));
   const e820 = { entries: mergeAdjacent([...removeRanges({ entries: mirrored }, [...lowMemory, ...identity]).entries, ...ram]) };
@@ -275,5 +284,5 @@ function guestLayout(
       .filter((d) => d.guest === index)
       .map((d) => ({ start: d.start, end: d.end, kind: d.kind, name: d.name, access: d.access ?? (d.kind === 'bar' ? 'rw' : 'ro') })),
   ];
-  return { index, identity, lowMemory, e820, protection: ProtectionMap.build(grants, forbidden) };
+  return { index, identity, lowMemory, e820, protection: ProtectionMap.build(grants, forbidden), forbidden };
 }

@@ -69,3 +69,31 @@ export function exactmapParams(map: E820Map): string[] {
   }
   return out;
 }
+
+/** A number as Linux's memparse() reads it: decimal, 0x hex or 0 octal, with an optional K/M/G/T/P/E suffix. */
+export function memparse(text: string): bigint | undefined {
+  const m = /^(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)([kmgtpe]?)$/i.exec(text);
+  if (m === null) return undefined;
+  const n = m[1]!.toLowerCase().startsWith('0x') ? BigInt(m[1]!) : m[1]!.length > 1 && m[1]!.startsWith('0') ? BigInt('0o' + m[1]!.slice(1)) : BigInt(m[1]!);
+  const shift = { '': 0n, k: 10n, m: 20n, g: 30n, t: 40n, p: 50n, e: 60n }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't' | 'p' | 'e'];
+  return n << shift;
+}
+
+/**
+ * The ranges a kernel command line reserves with `memmap=SIZE$START` (several may be given,
+ * and one parameter may list several, comma-separated, as arch/x86/kernel/e820.c allows).
+ */
+export function reservedByCmdline(cmdline: string): AddressRange[] {
+  const out: AddressRange[] = [];
+  for (const word of cmdline.trim().split(/\s+/)) {
+    if (!word.startsWith('memmap=')) continue;
+    for (const item of word.slice('memmap='.length).split(',')) {
+      const m = /^([^$]+)\$(.+)$/.exec(item);
+      if (m === null) continue;
+      const size = memparse(m[1]!);
+      const start = memparse(m[2]!);
+      if (size !== undefined && start !== undefined && size > 0n) out.push({ start, end: start + size });
+    }
+  }
+  return unionRanges(out);
+}

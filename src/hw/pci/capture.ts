@@ -20,4 +20,6 @@ export interface Capture {
   readonly functions: readonly CapturedFunction[];
   /** The dump wrote domains (`0000:00:1f.3`): the mirror writes them back the same way. */
   readonly withDomains: boolean;
+  /** What the reader accepted but doubts, each naming its place (`line 40: … may be cut short`). */
+  readonly warnings?: readonly string[];
 }

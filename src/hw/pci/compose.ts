@@ -1,6 +1,6 @@
 import { compareBdf, formatBdf, parseBdf, sameBdf, type Bdf } from './address.js';
 import { allocateResources, type AllocationResult, type GuestWindows } from './allocator.js';
-import { MemoryBackend } from './backend.js';
+import { MemoryBackend, type ConfigBackend } from './backend.js';
 import { readLE } from './endian.js';
 import { standardRw1cMask } from './capabilities.js';
 import type { Capture, CapturedFunction } from './capture.js';
@@ -8,7 +8,7 @@ import { buildEmulatedFunction, fakeBridgeSpec, type EmulatedFunctionSpec } from
 import { PciComposeError, PciError } from './errors.js';
 import type { PciFunction } from './function.js';
 import { buildRealFunction, type BarOverride, type CapabilityPolicy, type UnclaimedPolicy } from './real.js';
-import { DEVICE_ID, HEADER_TYPE, HEADER_TYPE_BRIDGE, HEADER_TYPE_CARDBUS, PRIMARY_BUS, SECONDARY_BUS, SUBORDINATE_BUS, VENDOR_ID } from './regs.js';
+import { DEVICE_ID, HEADER_TYPE, SUBSYSTEM_ID, SUBSYSTEM_VENDOR_ID, HEADER_TYPE_BRIDGE, HEADER_TYPE_CARDBUS, PRIMARY_BUS, SECONDARY_BUS, SUBORDINATE_BUS, VENDOR_ID } from './regs.js';
 import { forwardsConfig, isBridge, PciTopology, type BusNode } from './topology.js';
 
 /** Where a plan puts a function: a slot on a root bus, or a slot behind a bridge (by name or captured address). */
@@ -46,6 +46,21 @@ export interface PlacedReal {
   /** The capture file, for reports. */
   readonly source: string;
   readonly path: string;
+  /**
+   * The live device behind the function (a pass-through back-end's config space) instead of a
+   * replay of `capture`; its layout must be the capture's (same BARs, sizes, capabilities).
+   */
+  readonly backend?: ConfigBackend;
+  /** IDs the guest sees instead of the device's own. */
+  readonly ids?: IdOverride;
+}
+
+/** Virtualized IDs of a real function (QEMU's x-pci-vendor-id and friends). */
+export interface IdOverride {
+  readonly vendorId?: number;
+  readonly deviceId?: number;
+  readonly subsystemVendorId?: number;
+  readonly subsystemId?: number;
 }
 
 /** Per-function policy for a real function: by captured address (`00:1f.3`) or plan name. */
@@ -123,6 +138,18 @@ function replayBackend(c: CapturedFunction, source: string): MemoryBackend {
   return new MemoryBackend(c.bytes, { source, rw1c: standardRw1cMask(read, c.bytes.length, headerType), barSizes: c.barSizes });
 }
 
+/** The guest sees these IDs; the device keeps its own (its driver on the host side never notices). */
+/** Virtualized IDs on a built real function (also for a function hot-plugged into a running machine). */
+export function overrideIds(fn: PciFunction, ids: IdOverride): void {
+  const set = (offset: number, value: number | undefined): void => {
+    if (value !== undefined) fn.declare({ offset, size: 2, emulated: 0xffff, writable: 0, value });
+  };
+  set(VENDOR_ID, ids.vendorId);
+  set(DEVICE_ID, ids.deviceId);
+  set(SUBSYSTEM_VENDOR_ID, ids.subsystemVendorId);
+  set(SUBSYSTEM_ID, ids.subsystemId);
+}
+
 function captureName(b: Bdf): string {
   return formatBdf(b);
 }
@@ -135,7 +162,7 @@ function captureName(b: Bdf): string {
  */
 export function composePci(input: ComposeInput, inputName = 'plan'): ComposedPci {
   const problems: ComposeProblem[] = [];
-  const warnings: string[] = [];
+  const warnings: string[] = (input.base?.warnings ?? []).map((w) => `${input.base!.source}: ${w}`);
   const topology = new PciTopology();
   const entries: ComposedEntry[] = [];
   const byName = new Map<string, PciFunction>();
@@ -154,18 +181,19 @@ export function composePci(input: ComposeInput, inputName = 'plan'): ComposedPci
     if (p !== undefined) usedPolicies.add(key);
     return p;
   };
-  const buildReal = (c: CapturedFunction, id: string, source: string, key: string, path: string): PciFunction | undefined => {
+  const buildReal = (c: CapturedFunction, id: string, source: string, key: string, path: string, live?: ConfigBackend, ids?: IdOverride): PciFunction | undefined => {
     const pol = policyFor(key);
     try {
       const built = buildRealFunction({
         id,
-        backend: replayBackend(c, source),
+        backend: live ?? replayBackend(c, source),
         unclaimed: pol?.unclaimed ?? input.unclaimed ?? 'pass',
         capabilities: pol?.capabilities ?? input.capabilities,
         bars: pol?.bars ?? [],
         unknownBarSize: input.unknownBarSize ?? 'fixed',
       });
       for (const n of built.notes) warnings.push(`${id}: ${n}`);
+      if (ids !== undefined) overrideIds(built.fn, ids);
       return built.fn;
     } catch (err) {
       if (err instanceof PciError) {
@@ -243,7 +271,7 @@ export function composePci(input: ComposeInput, inputName = 'plan'): ComposedPci
       at: r.at,
       path: r.path,
       make: () => {
-        const fn = buildReal(r.capture, r.name, `${r.source} ${r.capture.at}`, r.name, r.path);
+        const fn = buildReal(r.capture, r.name, `${r.source} ${r.capture.at}`, r.name, r.path, r.backend, r.ids);
         return fn === undefined ? undefined : { fn, entry: { origin: 'plan', capturedBdf: r.capture.bdf, source: `${r.source} ${r.capture.at}` } };
       },
     });

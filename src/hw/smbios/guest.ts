@@ -1,8 +1,10 @@
+import { cpuTopology } from '../cpu/topology.js';
 import { encodeSmbios, FIRST_HANDLE, type EncodedSmbios } from './encode.js';
 import type { SmbiosStructure } from './structures.js';
 
 /** What the guest's SMBIOS says; everything but `cpus` and `ram` has a default. */
 export interface SmbiosFacts {
+  /** vCPUs, laid out as `cpuTopology` says: one processor structure per package. */
   readonly cpus: number;
   /** The guest's RAM ranges, [start, end) in bytes. */
   readonly ram: ReadonlyArray<{ readonly start: bigint; readonly end: bigint }>;
@@ -27,7 +29,7 @@ const DIMM_MAX = 16n << 30n;
 const MiB = 1n << 20n;
 
 /**
- * The guest's SMBIOS: system, chassis, one processor per vCPU, a memory array with its devices
+ * The guest's SMBIOS: system, chassis, one processor per package (its cores are the vCPUs), a memory array with its devices
  * and one mapped-address structure per RAM range, boot status, end. Memory devices add up to
  * the RAM (rounded up to MiB), in pieces of at most 16 GiB.
  */
@@ -49,8 +51,10 @@ export function guestSmbiosStructures(facts: SmbiosFacts): SmbiosStructure[] {
     },
     { type: 3, handle: next(), manufacturer, chassisType: 0x01, version: facts.version ?? '', serial: '', assetTag: '' },
   ];
-  for (let i = 0; i < facts.cpus; i++) {
-    out.push({ type: 4, handle: next(), socket: `CPU ${i}`, manufacturer, version: '', maxSpeed: facts.cpuMhz ?? 0, currentSpeed: facts.cpuMhz ?? 0, cores: 1, threads: 1 });
+  const topo = cpuTopology(facts.cpus);
+  for (let i = 0; i < topo.packages; i++) {
+    const cores = topo.coresPerPackage;
+    out.push({ type: 4, handle: next(), socket: `CPU ${i}`, manufacturer, version: '', maxSpeed: facts.cpuMhz ?? 0, currentSpeed: facts.cpuMhz ?? 0, cores, threads: topo.logicalPerPackage });
   }
   const total = facts.ram.reduce((n, r) => n + (r.end - r.start), 0n);
   const rounded = ((total + MiB - 1n) / MiB) * MiB;

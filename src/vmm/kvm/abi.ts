@@ -65,9 +65,12 @@ export const IOCTL = {
   SET_MSRS: iow(0x89, SIZE.msrsHeader),
   SET_CPUID2: iow(0x90, SIZE.cpuid2Header),
   GET_MP_STATE: ior(0x98, 4),
+  /** struct kvm_signal_mask: a u32 length, then the set (flexible array, not counted). */
+  SET_SIGNAL_MASK: iow(0x8b, 4),
 } as const;
 
-export const MP_STATE_HALTED = 3;
+/** KVM_MP_STATE_*: what KVM_GET_MP_STATE says a vCPU is doing. */
+export const MP_STATE = { RUNNABLE: 0, UNINITIALIZED: 1, INIT_RECEIVED: 2, HALTED: 3, SIPI_RECEIVED: 4 } as const;
 
 export const CAP = {
   IRQCHIP: 0x00,
@@ -79,6 +82,8 @@ export const CAP = {
   SIGNAL_MSI: 0x4d,
   READONLY_MEM: 0x51,
   IRQFD_RESAMPLE: 0x52,
+  MAX_VCPUS: 0x42,
+  TSC_DEADLINE_TIMER: 0x48,
   IMMEDIATE_EXIT: 0x88,
 } as const;
 

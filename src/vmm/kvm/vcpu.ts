@@ -1,7 +1,6 @@
-import type { Mapping } from '../../native/sys.js';
+import { MAP_SHARED, PROT_READ, PROT_WRITE, signalBit, type Mapping, type Sys } from '../../native/sys.js';
 import { DTABLE, IOCTL, MSR_ENTRY, MSRS, REGS, SEGMENT, SIZE, SREGS } from './abi.js';
-import { encodeCpuid, type CpuidEntry } from './system.js';
-import type { Vm } from './vm.js';
+import { encodeCpuid, type CpuidEntry } from './cpuid.js';
 
 export interface Segment {
   base: bigint;
@@ -43,26 +42,32 @@ export interface SpecialRegisters {
 const SEGMENT_NAMES = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
 const CONTROL_NAMES = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'] as const;
 
-/** A virtual CPU: its registers and its shared kvm_run page. `run` is the monitor's hot path. */
+/**
+ * A virtual CPU: its registers and its shared kvm_run page. `run` is the monitor's hot path.
+ * It needs only its fd (process-wide) and the run page's size, so the thread that runs it
+ * need not be the one that created the VM.
+ */
 export class Vcpu {
   readonly run: Mapping;
   /** View of kvm_run: exit reason and exit data are read through RUN offsets. */
   readonly runView: DataView;
   readonly runBytes: Uint8Array;
+  private kickSignal: number | undefined;
 
   constructor(
-    readonly vm: Vm,
+    readonly sys: Sys,
     readonly id: number,
     readonly fd: number,
+    runSize: number,
   ) {
-    this.run = vm.kvm.mapRun(fd);
+    this.run = sys.mmap(runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     this.runView = new DataView(this.run.buffer);
     this.runBytes = new Uint8Array(this.run.buffer);
   }
 
   getRegisters(): Registers {
     const buf = new Uint8Array(SIZE.regs);
-    this.vm.sys.ioctlBuffer(this.fd, IOCTL.GET_REGS, buf);
+    this.sys.ioctlBuffer(this.fd, IOCTL.GET_REGS, buf);
     const v = new DataView(buf.buffer);
     const out = {} as Registers;
     for (const [name, off] of Object.entries(REGS_ALL) as [RegisterName, number][]) out[name] = v.getBigUint64(off, true);
@@ -73,37 +78,64 @@ export class Vcpu {
     const buf = new Uint8Array(SIZE.regs);
     const v = new DataView(buf.buffer);
     for (const [name, off] of Object.entries(REGS_ALL) as [RegisterName, number][]) v.setBigUint64(off, regs[name], true);
-    this.vm.sys.ioctlBuffer(this.fd, IOCTL.SET_REGS, buf);
+    this.sys.ioctlBuffer(this.fd, IOCTL.SET_REGS, buf);
   }
 
   getSpecialRegisters(): SpecialRegisters {
     const buf = new Uint8Array(SIZE.sregs);
-    this.vm.sys.ioctlBuffer(this.fd, IOCTL.GET_SREGS, buf);
+    this.sys.ioctlBuffer(this.fd, IOCTL.GET_SREGS, buf);
     return decodeSregs(new DataView(buf.buffer));
   }
 
   setSpecialRegisters(sregs: SpecialRegisters): void {
     // GET first so the interrupt bitmap (pending external interrupts) round-trips untouched.
     const buf = new Uint8Array(SIZE.sregs);
-    this.vm.sys.ioctlBuffer(this.fd, IOCTL.GET_SREGS, buf);
+    this.sys.ioctlBuffer(this.fd, IOCTL.GET_SREGS, buf);
     encodeSregs(new DataView(buf.buffer), sregs);
-    this.vm.sys.ioctlBuffer(this.fd, IOCTL.SET_SREGS, buf);
+    this.sys.ioctlBuffer(this.fd, IOCTL.SET_SREGS, buf);
   }
 
   /** KVM_GET_MP_STATE: 3 (HALTED) when the vCPU sits in HLT waiting for an interrupt. */
   getMpState(): number {
     const buf = new Uint8Array(4);
-    this.vm.sys.ioctlBuffer(this.fd, IOCTL.GET_MP_STATE, buf);
+    this.sys.ioctlBuffer(this.fd, IOCTL.GET_MP_STATE, buf);
     return new DataView(buf.buffer).getUint32(0, true);
   }
 
+  /**
+   * KVM_SET_SIGNAL_MASK: the signals blocked while this vCPU is in KVM_RUN (signals 1-64, bit
+   * n-1 for signal n; the kernel's sigset is 8 bytes). The thread's own mask applies outside.
+   */
+  setRunSignalMask(blocked: bigint): void {
+    const buf = new Uint8Array(4 + 8);
+    const v = new DataView(buf.buffer);
+    v.setUint32(0, 8, true);
+    v.setBigUint64(4, blocked, true);
+    this.sys.ioctlBuffer(this.fd, IOCTL.SET_SIGNAL_MASK, buf);
+  }
+
+  /**
+   * Makes `signal` interrupt this vCPU's KVM_RUN and nothing else: blocked in the calling
+   * thread (the one that runs this vCPU), unblocked by KVM only inside KVM_RUN, which then
+   * returns EINTR with the signal still pending; `takeKick` consumes it. No handler runs.
+   */
+  armKick(signal: number): void {
+    this.kickSignal = signal;
+    this.setRunSignalMask(this.sys.blockSignal(signal) & ~signalBit(signal));
+  }
+
+  /** After KVM_RUN returned EINTR: consumes the kick signal if one is pending. */
+  takeKick(): void {
+    if (this.kickSignal !== undefined) this.sys.takeSignal(this.kickSignal);
+  }
+
   setCpuid(entries: readonly CpuidEntry[]): void {
-    this.vm.sys.ioctlBuffer(this.fd, IOCTL.SET_CPUID2, encodeCpuid(entries));
+    this.sys.ioctlBuffer(this.fd, IOCTL.SET_CPUID2, encodeCpuid(entries));
   }
 
   getMsrs(indices: readonly number[]): Map<number, bigint> {
     const buf = encodeMsrs(indices.map((index) => ({ index, value: 0n })));
-    const n = this.vm.sys.ioctlBuffer(this.fd, IOCTL.GET_MSRS, buf);
+    const n = this.sys.ioctlBuffer(this.fd, IOCTL.GET_MSRS, buf);
     const v = new DataView(buf.buffer);
     const out = new Map<number, bigint>();
     for (let i = 0; i < n; i++) {
@@ -115,12 +147,12 @@ export class Vcpu {
 
   /** Returns how many MSRs KVM accepted (it stops at the first it refuses). */
   setMsrs(entries: ReadonlyArray<{ readonly index: number; readonly value: bigint }>): number {
-    return this.vm.sys.ioctlBuffer(this.fd, IOCTL.SET_MSRS, encodeMsrs(entries));
+    return this.sys.ioctlBuffer(this.fd, IOCTL.SET_MSRS, encodeMsrs(entries));
   }
 
   close(): void {
-    this.vm.sys.munmap(this.run);
-    this.vm.sys.close(this.fd);
+    this.sys.munmap(this.run);
+    this.sys.close(this.fd);
   }
 }
 

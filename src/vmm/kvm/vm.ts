@@ -53,6 +53,7 @@ const HUGE_PAGE = 2 << 20;
 export class Vm {
   readonly sys: Kvm['sys'];
   private readonly slots = new Map<number, MemorySlot>();
+  private readonly irqfds = new Set<string>();
 
   constructor(
     readonly kvm: Kvm,
@@ -169,10 +170,17 @@ export class Vm {
    */
   irqfd(fd: number, gsi: number, resampleFd?: number): void {
     this.sys.ioctlBuffer(this.fd, IOCTL.IRQFD, encodeIrqfd(fd, gsi, resampleFd === undefined ? 0 : IRQFD_FLAG_RESAMPLE, resampleFd ?? 0));
+    this.irqfds.add(`${fd}/${gsi}`);
   }
 
   removeIrqfd(fd: number, gsi: number): void {
     this.sys.ioctlBuffer(this.fd, IOCTL.IRQFD, encodeIrqfd(fd, gsi, IRQFD_FLAG_DEASSIGN, 0));
+    this.irqfds.delete(`${fd}/${gsi}`);
+  }
+
+  /** Irqfds assigned now (a running machine's control socket reports it, to show hot-plug leaves none behind). */
+  get irqfdCount(): number {
+    return this.irqfds.size;
   }
 
   /** Guest writes of `len` bytes at `address` (matching `datamatch` if given) signal `fd` without an exit to user space. */
@@ -182,6 +190,16 @@ export class Vm {
 
   removeIoeventfd(spec: IoEventFd): void {
     this.sys.ioctlBuffer(this.fd, IOCTL.IOEVENTFD, encodeIoeventfd(spec, IOEVENTFD_FLAG_DEASSIGN));
+  }
+
+  /** Injects one MSI message now (KVM_SIGNAL_MSI): how an in-process device model sends MSI and MSI-X. */
+  signalMsi(address: bigint, data: number): void {
+    const buf = new Uint8Array(SIZE.msi);
+    const v = new DataView(buf.buffer);
+    v.setUint32(MSI.addressLo, Number(address & 0xffff_ffffn), true);
+    v.setUint32(MSI.addressHi, Number(address >> 32n), true);
+    v.setUint32(MSI.data, data, true);
+    this.sys.ioctlBuffer(this.fd, IOCTL.SIGNAL_MSI, buf);
   }
 
   /** Replaces the whole GSI routing table (include the irqchip routes you still want). */
@@ -208,7 +226,7 @@ export class Vm {
 
   createVcpu(id: number): Vcpu {
     const fd = this.sys.ioctlValue(this.fd, IOCTL.CREATE_VCPU, id);
-    return new Vcpu(this, id, fd);
+    return new Vcpu(this.sys, id, fd, this.kvm.vcpuMmapSize);
   }
 
   close(): void {

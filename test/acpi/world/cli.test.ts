@@ -73,7 +73,7 @@ test('acpi rewrite: a bad rules file or a rule that cannot apply is an error nam
     writeFileSync(rules, 'pci: {}\n');
     r = hvmpt(['acpi', 'rewrite', q35, '--rules', rules, '--out', out]);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /has no acpi\.rules and hides no PCI function: nothing to do/);
+    assert.match(r.stderr, /rules\.yaml: acpi\.rules: there are no rules and pci\.hide hides no function: nothing to do/);
   } finally {
     s.done();
   }
@@ -91,8 +91,8 @@ test('acpi generate: one file per table, acpixtract names, the _PRT routing prin
     const json = JSON.parse(j.stdout) as { routes: { slot: number; pin: string; gsi: number }[] };
     assert.deepEqual(json.routes.map((x) => `${x.slot}${x.pin}:${x.gsi}`), ['3A:11', '4B:10', '5A:10']);
     const bad = hvmpt(['acpi', 'generate', '--plan', example('guest.yaml'), '--out', join(s.dir, 'k'), '--ext', 'bin']);
-    assert.equal(bad.status, 1);
-    assert.match(bad.stderr, /--ext takes dat or aml/);
+    assert.equal(bad.status, 2, 'a bad option value is a usage error');
+    assert.match(bad.stderr, /^hvmpt: --ext: takes dat or aml/m);
   } finally {
     s.done();
   }
@@ -113,4 +113,25 @@ test('acpi decode: DSDT and SSDT get a namespace summary, in text and JSON', () 
   assert.ok(aml.devices.some((d) => d.path === '\\_SB_.PCI0' && d.hid === 'PNP0A08'));
   assert.equal(aml.bridges[0]!.prt.kind, 'by-model');
   assert.equal(aml.bridges[0]!.prt.apic.entries.length, 128);
+});
+
+test('acpi decode: a table whose AML does not parse is listed, then named with its offset, and the command exits 1 (as --help says)', () => {
+  const s = scratch();
+  try {
+    assert.equal(hvmpt(['acpi', 'extract', q35, '--out', s.dir]).status, 0);
+    const dsdt = new Uint8Array(readFileSync(join(s.dir, 'dsdt.dat')));
+    dsdt[36] = 0xff; // the first opcode of the AML
+    dsdt[37] = 0xff;
+    const bad = join(s.dir, 'bad-dsdt.dat');
+    writeFileSync(bad, dsdt);
+    const r = hvmpt(['acpi', 'decode', bad]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stdout, /AML: does not parse: .*offset 0x2[0-9a-f]/);
+    assert.match(r.stderr, new RegExp(`^hvmpt: ${bad.replace(/[.]/g, '\\.')}: offset 0x[0-9a-f]+: `, 'm'));
+    assert.match(hvmpt(['acpi', 'decode', '--help']).stdout, /exits 1 after listing/);
+    // The same dump's other tables alone still decode cleanly.
+    assert.equal(hvmpt(['acpi', 'decode', join(s.dir, 'facp.dat')]).status, 0);
+  } finally {
+    s.done();
+  }
 });

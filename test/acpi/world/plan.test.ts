@@ -12,7 +12,8 @@ import { loadWorld, worldNamespace } from '../../../src/hw/acpi/world/tables.js'
 import { composePci } from '../../../src/hw/pci/compose.js';
 import { loadCapture } from '../../../src/host/pci/load.js';
 import { PlanError } from '../../../src/plan/load.js';
-import { acpiRules, hiddenPciPaths, loadAcpiPlan } from '../../../src/plan/acpi.js';
+import { acpiRules, hiddenPciPaths } from '../../../src/plan/acpi.js';
+import { loadAcpiPlan } from '../../../src/host/plan/acpi.js';
 import { fixture } from '../../helpers/paths.js';
 import { reparse } from './helpers.js';
 

@@ -244,6 +244,30 @@ test('replace-method and patch-method from specs; their errors', () => {
   assert.deepEqual(problems({ action: 'patch-method', method: '\\MAIN', path: 'r' }), ['r: give statements to prepend or append']);
 });
 
+test('patch-method and replace-method check the names their statements use, as add-ssdt checks its scopes (issue 9, item 10)', () => {
+  const w = world();
+  const problems = (rule: WorldRule) => ruleError(w, [rule]).problems.map((p) => `${p.path}: ${p.message}`);
+  assert.deepEqual(problems({ action: 'patch-method', method: '\\MAIN', prepend: [{ store: 1, to: { ref: '\\NOPE' } }], path: 'r' }), [
+    'r.prepend[0]: \\NOPE names no object the tables or \\MAIN declare (the OS would stop the method there with AE_NOT_FOUND; an external statement declares what another table loads at run time)',
+  ]);
+  assert.deepEqual(problems({ action: 'patch-method', method: `${GFX}._STA`, append: [{ call: 'GSCI', args: [1] }, { notify: 'NONE', value: 0x80 }], path: 'r' }), [
+    'r.append[0]: calls GSCI with 1 argument(s); it takes 0',
+    'r.append[1]: NONE names no object the tables or \\_SB_.PCI0.GFX0._STA declare (the OS would stop the method there with AE_NOT_FOUND; an external statement declares what another table loads at run time)',
+  ]);
+  assert.deepEqual(problems({ action: 'replace-method', method: '\\MAIN', source: { kind: 'spec', body: [{ call: '\\PICM' }] }, path: 'r' }), ['r.body[0]: calls \\PICM, which is a Name, not a method']);
+  // Found by ACPI's search from the method's scope, declared by the statements themselves, or by an external.
+  const ok = applyRules(w, [
+    {
+      action: 'patch-method',
+      method: `${GFX}._STA`,
+      prepend: [{ call: 'GSCI' }, { store: 1, to: { ref: 'GST1' } }, { store: { ref: 'PICM' }, to: { local: 0 } }, { name: 'TMP0', value: 1 }, { store: 2, to: { ref: 'TMP0' } }],
+      append: [{ external: '\\ZZZZ', type: 'int' }, { store: 3, to: { ref: '\\ZZZZ' } }],
+      path: 'r',
+    },
+  ]);
+  assert.equal(ok.outcomes.length, 1);
+});
+
 test('replace-method from a compiled AML snippet: its body in place, its argument count checked', (t) => {
   if (!skipUnlessCommand(t, 'iasl', 'acpica-tools')) return;
   const w = world();

@@ -163,12 +163,64 @@ export function slotName(device: number, fn: number): string {
   return `S${hex2((device << 3) | fn)}`;
 }
 
-function functionObject(d: PciDeviceFact, rootBus: boolean): Term {
+function functionObject(d: PciDeviceFact, rootBus: boolean, ejectable = false): Term {
   const body: Term[] = [b.name('_ADR', ((d.device << 16) | d.fn) >>> 0)];
   const sun = d.slot ?? (rootBus ? d.device : false);
   if (sun !== false) body.push(b.name('_SUN', sun));
+  if (ejectable) body.push(ejectMethod(d.device));
   for (const c of d.children ?? []) body.push(functionObject(c, false));
   return b.device(slotName(d.device, d.fn), body);
+}
+
+/** _EJ0 of a hot-plug slot: the slot's bit written to the PCIHP block's EJ register (QEMU's PCEJ). */
+function ejectMethod(slot: number): Term {
+  return b.method('_EJ0', 1, [b.call('PCEJ', b.ref('BSEL'), slot)]);
+}
+
+/**
+ * ACPI PCI hot-plug as QEMU's PIIX4 DSDT has it (hw/i386/acpi-build.c, hw/acpi/pcihp.c), for
+ * Linux's acpiphp: the PCIHP registers as fields, PCEJ (bus select, then the slot's bit to
+ * EJ), an object with _ADR, _SUN and _EJ0 for each empty hot-plug slot, and PCNT, which \_GPE._E01
+ * runs: Notify(slot, 1) (Device Check: scan it) for each UP bit, Notify(slot, 3) (Eject
+ * Request: unbind, then _EJ0) for each DOWN bit. No slot has a _STA: Linux's acpiphp takes a
+ * slot whose _STA says absent at boot for one that never holds a device, while without _STA it
+ * reads the slot's vendor ID, which the monitor answers from the bus as composed now.
+ */
+function hotplugTerms(f: ResolvedFacts, occupied: ReadonlySet<number>): Term[] {
+  const h = f.hotplug!;
+  const dword = { access: b.FieldAccess.DWord, update: b.FieldUpdate.WriteAsZeros };
+  const slotDevice = (s: number): string => slotName(s, 0);
+  return [
+    b.operationRegion('PCST', RegionSpace.SystemIO, h.base, 0x08),
+    b.field('PCST', [['PCIU', 32], ['PCID', 32]], dword),
+    b.operationRegion('SEJ_', RegionSpace.SystemIO, h.base + 0x08, 0x04),
+    b.field('SEJ_', [['B0EJ', 32]], dword),
+    b.operationRegion('BNMR', RegionSpace.SystemIO, h.base + 0x10, 0x04),
+    b.field('BNMR', [['BNUM', 32]], dword),
+    b.mutex('BLCK', 0),
+    b.name('BSEL', 0),
+    b.method('PCEJ', 2, [
+      { kind: 'Acquire', mutex: b.ref('BLCK'), timeout: 0xffff },
+      b.store(b.arg(0), b.ref('BNUM')),
+      b.shiftLeft(1, b.arg(1), b.ref('B0EJ')),
+      { kind: 'Release', operand: b.ref('BLCK') },
+      b.ret(0),
+    ]),
+    ...h.slots.filter((s) => !occupied.has(s)).map((s) => b.device(slotDevice(s), [b.name('_ADR', (s << 16) >>> 0), b.name('_SUN', s), ejectMethod(s)])),
+    b.method('DVNT', 2, h.slots.map((s) => b.ifElse(b.and(b.arg(0), b.int((1 << s) >>> 0)), [b.notify(b.ref(slotDevice(s)), b.arg(1))]))),
+    b.method('PCNT', 0, [b.store(0, b.ref('BNUM')), b.call('DVNT', b.ref('PCIU'), 1), b.call('DVNT', b.ref('PCID'), 3)]),
+  ];
+}
+
+/** \_GPE._E01, the PCI hot-plug event: PCNT under the hot-plug lock. */
+function hotplugGpe(): Term {
+  return b.scope('\\_GPE', [
+    b.method('_E01', 0, [
+      { kind: 'Acquire', mutex: b.ref('\\_SB.PCI0.BLCK'), timeout: 0xffff },
+      b.call('\\_SB.PCI0.PCNT'),
+      { kind: 'Release', operand: b.ref('\\_SB.PCI0.BLCK') },
+    ]),
+  ]);
 }
 
 function isaDevices(f: ResolvedFacts): Term[] {
@@ -191,6 +243,9 @@ function isaDevices(f: ResolvedFacts): Term[] {
         b.name('_HID', b.eisaId('PNP0303')),
         b.name('_CRS', b.resourceTemplate([{ type: 'Io', decode16: true, min: 0x60, max: 0x60, alignment: 0, length: 1 }, { type: 'Io', decode16: true, min: 0x64, max: 0x64, alignment: 0, length: 1 }, { type: 'Irq', interrupts: [1] }])),
       ]),
+      // The i8042's auxiliary (PS/2 mouse) port: without it Linux's PNP probe of the i8042
+      // warns that the AUX port is disabled.
+      b.device('MOU', [b.name('_HID', b.eisaId('PNP0F13')), b.name('_CRS', b.resourceTemplate([{ type: 'Irq', interrupts: [12] }]))]),
     );
   }
   return out;
@@ -217,6 +272,7 @@ export function buildDsdtTerms(f: ResolvedFacts): Term[] {
   const isa = f.pci.isa;
   const isaReg = (n: number): Term => b.ref(`${ISA_PATH}.${PIRQ_FIELDS[n]}`);
   const pciFunctions = f.pci.devices.filter((d) => d.kind !== 'host-bridge' && d.kind !== 'isa-bridge');
+  const hotSlots = new Set(f.hotplug?.slots ?? []);
   const pci0: Term[] = [
     b.name('_HID', b.eisaId('PNP0A08')),
     b.name('_CID', b.eisaId('PNP0A03')),
@@ -234,7 +290,8 @@ export function buildDsdtTerms(f: ResolvedFacts): Term[] {
       b.field('PIRQ', PIRQ_FIELDS.map((n) => [n, 8] as const), { access: b.FieldAccess.Byte }),
       ...isaDevices(f),
     ]),
-    ...pciFunctions.map((d) => functionObject(d, true)),
+    ...pciFunctions.map((d) => functionObject(d, true, hotSlots.has(d.device) && d.fn === 0)),
+    ...(f.hotplug === undefined ? [] : hotplugTerms(f, new Set(pciFunctions.map((d) => d.device)))),
   ];
   const sb: Term[] = [
     ...f.apicIds.map((_, i) => b.device(`C${i.toString(16).toUpperCase().padStart(3, '0')}`, [b.name('_HID', 'ACPI0007'), b.name('_UID', i)])),
@@ -258,6 +315,7 @@ export function buildDsdtTerms(f: ResolvedFacts): Term[] {
     b.method('_PIC', 1, [b.store(b.arg(0), b.ref('PICM')), b.ifElse(b.arg(0), f.pirqIrqs.map((irq, n) => b.store(irq, isaReg(n))))]),
     b.name('_S5', b.pkg(f.pm.s5SleepType, f.pm.s5SleepType, 0, 0)),
     b.scope('\\_SB', sb),
+    ...(f.hotplug === undefined ? [] : [hotplugGpe()]),
   ];
 }
 

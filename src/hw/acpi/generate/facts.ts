@@ -24,7 +24,7 @@ export interface GuestAcpiFacts {
   readonly reset?: { readonly port?: number; readonly value?: number } | false;
   /** The CMOS RTC (PNP0B00 at 0x70, IRQ 8) and its century register, or false for none. */
   readonly rtc?: { readonly century?: number } | false;
-  /** An i8042 keyboard controller (PNP0303 at 0x60/0x64, IRQ 1). */
+  /** An i8042 keyboard controller (PNP0303 at 0x60/0x64, IRQ 1) and its mouse port (PNP0F13, IRQ 12). */
   readonly i8042?: boolean;
   /** A legacy VGA device; when false the FADT says VGA is not present. */
   readonly vga?: boolean;
@@ -38,6 +38,12 @@ export interface GuestAcpiFacts {
   readonly interrupts?: InterruptFacts;
   /** SSDTs to add after the generated tables: built tables, encoded ones, or specs. */
   readonly ssdts?: readonly SsdtFact[];
+  /**
+   * ACPI PCI hot-plug on the root bus, QEMU's PIIX4 kind (hw/chipset/pci-hotplug.ts): the PCIHP
+   * register block, the GPE0 block the FADT points at, and the root slots that take a device
+   * live (each gets _EJ0; the GPE's _E01 notifies them).
+   */
+  readonly hotplug?: { readonly base?: number; readonly gpeBase?: number; readonly slots: readonly number[] };
   /** Where the tables go in guest memory, for the RSDP/RSDT/XSDT and FADT addresses. */
   readonly layout?: { readonly tablesAddress?: bigint; readonly rsdpAddress?: bigint };
 }
@@ -140,12 +146,15 @@ export interface ResolvedFacts {
   readonly pirqIrqs: readonly [number, number, number, number];
   readonly linkIrqs: readonly number[];
   readonly ssdts: readonly SsdtFact[];
+  readonly hotplug: { readonly base: number; readonly gpeBase: number; readonly slots: readonly number[] } | undefined;
   readonly tablesAddress: bigint;
   readonly rsdpAddress: bigint;
 }
 
 /** hvmpt's monitor: QEMU's PIIX4 PM base once tables come from fw_cfg (acpi-pm.ts), SCI on 9. */
 export const DEFAULT_PM = { base: 0x600, sciIrq: 9, s5SleepType: 0 } as const;
+/** QEMU's PIIX4 PCI hot-plug block and GPE0 block (hw/chipset/pci-hotplug.ts has the same). */
+export const DEFAULT_HOTPLUG = { base: 0xae00, gpeBase: 0xafe0 } as const;
 /** PIIX3's reset control register: SYS_RST | RST_CPU, a hard reset (reset-control.ts). */
 export const DEFAULT_RESET = { port: 0xcf9, value: 0x06 } as const;
 export const DEFAULT_IOAPIC = { id: 0, address: 0xfec0_0000, gsiBase: 0 } as const;
@@ -259,6 +268,14 @@ export function resolveFacts(f: GuestAcpiFacts): ResolvedFacts {
   const linkIrqs = f.interrupts?.linkIrqs ?? DEFAULT_LINK_IRQS;
   linkIrqs.forEach((irq, i) => check([3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15].includes(irq), `IRQ ${irq} cannot take a PIRQ on PIIX3`, `interrupts.linkIrqs[${i}]`));
   if (com1 !== undefined) pirqIrqs.forEach((irq, i) => check(irq !== com1.irq, `IRQ ${irq} is COM1's`, `interrupts.pirqIrqs[${i}]`));
+  const hotplug = f.hotplug === undefined ? undefined : { base: f.hotplug.base ?? DEFAULT_HOTPLUG.base, gpeBase: f.hotplug.gpeBase ?? DEFAULT_HOTPLUG.gpeBase, slots: [...f.hotplug.slots].sort((a, b) => a - b) };
+  if (hotplug !== undefined) {
+    byteInt(hotplug.base, 0xffec, 'hotplug.base');
+    byteInt(hotplug.gpeBase, 0xfffc, 'hotplug.gpeBase');
+    hotplug.slots.forEach((s, i) => byteInt(s, 31, `hotplug.slots[${i}]`));
+    check(new Set(hotplug.slots).size === hotplug.slots.length, 'slots repeat', 'hotplug.slots');
+    hotplug.slots.forEach((s, i) => check(s !== 0 && s !== (isaFact?.device ?? 1), `slot ${s} holds the host bridge or the ISA bridge`, `hotplug.slots[${i}]`));
+  }
   const tablesAddress = f.layout?.tablesAddress ?? DEFAULT_TABLES_ADDRESS;
   const rsdpAddress = f.layout?.rsdpAddress ?? DEFAULT_RSDP_ADDRESS;
   check(rsdpAddress % 16n === 0n, 'the RSDP must be 16-byte aligned', 'layout.rsdpAddress');
@@ -281,6 +298,7 @@ export function resolveFacts(f: GuestAcpiFacts): ResolvedFacts {
     pirqIrqs,
     linkIrqs,
     ssdts: f.ssdts ?? [],
+    hotplug,
     tablesAddress,
     rsdpAddress,
   };

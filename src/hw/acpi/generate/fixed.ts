@@ -37,11 +37,14 @@ export const PM1_CNT_OFFSET = 4;
 export const PM1_CNT_LENGTH = 2;
 export const PM_TMR_OFFSET = 8;
 export const PM_TMR_LENGTH = 4;
+/** GPE0: two status bytes, then two enable bytes. */
+export const GPE0_BLOCK_LENGTH = 4;
 
 /**
  * FADT revision 6 (276 bytes). SCI_EN reads as set in the monitor's PM1a_CNT, so there is no
  * SMI command port: the OS finds ACPI mode already on. The PM timer is 24 bits (no
- * TMR_VAL_EXT); there are no GPE blocks, no C2/C3 states and no sleep states but S5.
+ * TMR_VAL_EXT); there are no C2/C3 states and no sleep states but S5. A GPE0 block exists
+ * only with PCI hot-plug (its bit 1, as on QEMU's PIIX4).
  */
 export function buildFadt(f: ResolvedFacts): Fadt {
   const pm = f.pm.base;
@@ -75,13 +78,13 @@ export function buildFadt(f: ResolvedFacts): Fadt {
     pm1bControlBlock: 0,
     pm2ControlBlock: 0,
     pmTimerBlock: pm + PM_TMR_OFFSET,
-    gpe0Block: 0,
+    gpe0Block: f.hotplug?.gpeBase ?? 0,
     gpe1Block: 0,
     pm1EventLength: PM1_EVT_LENGTH,
     pm1ControlLength: PM1_CNT_LENGTH,
     pm2ControlLength: 0,
     pmTimerLength: PM_TMR_LENGTH,
-    gpe0BlockLength: 0,
+    gpe0BlockLength: f.hotplug === undefined ? 0 : GPE0_BLOCK_LENGTH,
     gpe1BlockLength: 0,
     gpe1Base: 0,
     cstControl: 0,
@@ -110,7 +113,7 @@ export function buildFadt(f: ResolvedFacts): Fadt {
     xPm1bControlBlock: NONE,
     xPm2ControlBlock: NONE,
     xPmTimerBlock: io(pm + PM_TMR_OFFSET, PM_TMR_LENGTH),
-    xGpe0Block: NONE,
+    xGpe0Block: f.hotplug === undefined ? NONE : io(f.hotplug.gpeBase, GPE0_BLOCK_LENGTH),
     xGpe1Block: NONE,
     sleepControlRegister: NONE,
     sleepStatusRegister: NONE,

@@ -1,9 +1,10 @@
 import { DeclarationIndex } from '../aml/declarations.js';
 import { AmlParseError } from '../aml/errors.js';
 import { collectDeclarations, parseAml } from '../aml/parse.js';
-import type { MethodTerm, Term } from '../aml/terms.js';
+import { formatName, isSearchable } from '../aml/names.js';
+import type { MethodTerm, NameString, Term } from '../aml/terms.js';
 import { visitTerms } from '../aml/walk.js';
-import type { AcpiNamespace } from '../namespace/namespace.js';
+import type { AcpiNamespace, NsNode } from '../namespace/namespace.js';
 import { HEADER_SIZE } from '../tables/header.js';
 import { decodeTable } from '../tables/table.js';
 import { HvmptError } from '../../../errors.js';
@@ -110,6 +111,47 @@ function newBody(rule: ReplaceMethodRule, target: MethodTerm, tables: readonly W
   return { body: m.body, serialized: m.serialized, syncLevel: m.syncLevel };
 }
 
+/** The names a body declares anywhere in it (Name, Method, Device, External, fields…): last segments and whole names as written. */
+function declaredSegments(body: readonly Term[]): Set<string> {
+  const out = new Set<string>();
+  visitTerms(body, (t) => {
+    if (t.kind === 'Field' || t.kind === 'IndexField' || t.kind === 'BankField') {
+      for (const e of t.elements) if (e.kind === 'NamedField') out.add(e.name);
+    } else if (t.kind !== 'NamePath' && t.kind !== 'MethodCall' && t.kind !== 'Scope' && 'name' in t && typeof t.name === 'object' && t.name !== null) {
+      const name = t.name as NameString;
+      if (name.segs.length > 0) out.add(name.segs[name.segs.length - 1]!);
+      out.add(formatName(name));
+    }
+  });
+  return out;
+}
+
+/**
+ * Checks the names new statements use from inside `method`, as add-ssdt checks the scopes it
+ * opens: a name that resolves to nothing (from the method's scope by ACPI's search rules, or
+ * among what the method's body and the new statements declare) would stop the method with
+ * AE_NOT_FOUND when the OS runs it; a call must name a method and pass its argument count.
+ */
+function checkNames(ns: AcpiNamespace, method: NsNode, existing: readonly Term[], added: ReadonlyArray<{ readonly term: Term; readonly at: string }>, problems: RuleProblem[]): void {
+  const local = declaredSegments([...existing, ...added.map((a) => a.term)]);
+  for (const { term, at } of added) {
+    visitTerms([term], (t) => {
+      if (t.kind !== 'NamePath' && t.kind !== 'MethodCall') return;
+      const text = formatName(t.name, false);
+      if ((isSearchable(t.name) && local.has(t.name.segs[0]!)) || local.has(formatName(t.name))) return;
+      const node = ns.resolve(t.name, method);
+      if (node === undefined) {
+        problems.push({ path: at, message: `${text} names no object the tables or ${method.path} declare (the OS would stop the method there with AE_NOT_FOUND; an external statement declares what another table loads at run time)` });
+        return;
+      }
+      if (t.kind !== 'MethodCall') return;
+      const args = ns.argCount(node);
+      if (args === undefined) problems.push({ path: at, message: `calls ${text}, which is a ${node.kind}, not a method` });
+      else if (args !== t.args.length) problems.push({ path: at, message: `calls ${text} with ${t.args.length} argument(s); it takes ${args}` });
+    });
+  }
+}
+
 function calls(body: readonly Term[]): number {
   let n = 0;
   visitTerms(body, () => void n++);
@@ -142,6 +184,12 @@ export function replaceMethod(ns: AcpiNamespace, tables: readonly WorldTable[], 
     }
     throw err;
   }
+  if (rule.source.kind === 'spec') {
+    const start = problems.length;
+    const body = (replace.get(decls[0]!) as MethodTerm).body;
+    checkNames(ns, ns.get(rule.method)!, [], body.map((term, i) => ({ term, at: `${rule.path}.body[${i}]` })), problems);
+    if (problems.length > start) return undefined;
+  }
   const first = [...replace.values()][0] as MethodTerm;
   return { replace, summary: `${path}: body replaced (${decls.length} declaration(s), ${calls(first.body)} term(s) from ${rule.source.kind === 'spec' ? 'the spec' : rule.source.file})` };
 }
@@ -165,11 +213,21 @@ export function patchMethod(ns: AcpiNamespace, rule: PatchMethodRule, problems: 
     }
     throw err;
   }
+  const node = ns.get(rule.method)!;
+  const added = [...prepend.map((term, i) => ({ term, at: `${rule.path}.prepend[${i}]` })), ...append.map((term, i) => ({ term, at: `${rule.path}.append[${i}]` }))];
+  const start = problems.length;
+  for (const d of decls) checkNames(ns, node, d.body, added, problems);
+  if (problems.length > start) {
+    // Every declaration gets the same statements: say each problem once.
+    const unique = [...new Map(problems.splice(start).map((p) => [`${p.path}\n${p.message}`, p])).values()];
+    problems.push(...unique);
+    return undefined;
+  }
   const replace = new Map<Term, Term>();
   for (const d of decls) {
     const { pkgLenBytes: _drop, ...rest } = d;
     replace.set(d, { ...rest, body: [...prepend, ...d.body, ...append] });
   }
-  const path = ns.get(rule.method)!.path;
+  const path = node.path;
   return { replace, summary: `${path}: ${prepend.length} statement(s) prepended, ${append.length} appended (${decls.length} declaration(s))` };
 }

@@ -1,0 +1,121 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildInitrd, ensureDebianKernel } from '../src/host/guest/index.js';
+
+/**
+ * `npm run bench -- passthrough [--cycles N] [--pings N]`
+ *
+ * One lab host with an Intel IOMMU (hvmpt lab) and QEMU's edu, e1000e and nvme bound to
+ * vfio-pci. The same Debian kernel and initrd boot twice inside it, with the three devices
+ * passed through: once on hvmpt's monitor (`hvmpt run`, VFIO back-end), once under
+ * `qemu-system-x86_64 -accel kvm -device vfio-pci,host=…` (QEMU's own VFIO). The guest measures
+ * the same things both times with its own drivers:
+ *
+ * - edu INTx round trips per second (raise, wait on /dev/uio0, acknowledge; edu-tool);
+ * - nvme sequential read, MB/s (dd of the 64 MiB image with O_DIRECT, 1 MiB blocks);
+ * - e1000e ping round trip, µs (busybox ping6 -A to the lab host's own e1000e over a QEMU hub).
+ *
+ * Figures from a nested lab are relative: compare the two in the same run, not across machines.
+ */
+const here = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(here, '..', '..');
+
+function arg(args: readonly string[], name: string, fallback: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : fallback;
+}
+
+const GUEST = (cycles: number, pings: number): string => `
+find_dev() { for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor):$(cat $d/device)" = "$1" ] && echo $d && return; done; }
+edu=$(find_dev 0x1234:0x11e8); nic=$(find_dev 0x8086:0x10d3); nvme=$(find_dev 0x1b36:0x0010)
+echo 1234 11e8 > /sys/bus/pci/drivers/uio_pci_generic/new_id
+section edu edu-tool $edu intx ${cycles}
+for i in $(seq 100); do [ -d $nvme/nvme ] && [ -b /dev/$(ls $nvme/nvme)n1 ] && break; sleep 0.2; done
+blk=/dev/$(ls $nvme/nvme)n1
+t0=$(cut -d' ' -f1 /proc/uptime); dd if=$blk of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null; t1=$(cut -d' ' -f1 /proc/uptime)
+section nvme echo "seconds $t0 $t1"
+eth=$(ls $nic/net); ip link set $eth up
+for i in $(seq 300); do ip -6 addr show dev $eth | grep -v tentative | grep -q "inet6 fe80" && break; sleep 0.2; done
+section ping ping6 -c ${pings} -A -W 10 -I $eth "$(cat /proc/cmdline | sed -n 's/.*hvmpt_peer=\\([^ ]*\\).*/\\1/p')%$eth"
+`;
+
+interface Figures {
+  readonly intxPerS: number;
+  readonly nvmeMBs: number;
+  readonly pingUs: number;
+}
+
+function figures(out: string, who: string): Figures {
+  const sec = (name: string): string => {
+    const m = new RegExp(`^@@hvmpt-begin ${name}\\n([\\s\\S]*?)^@@hvmpt-end ${name} rc=\\d+$`, 'm').exec(out);
+    if (m === null) throw new Error(`${who}: the guest printed no ${name} section; output ends:\n${out.slice(-3000)}`);
+    return m[1]!;
+  };
+  const intx = /per_s=(\d+)/.exec(sec('edu'));
+  const secs = /seconds ([\d.]+) ([\d.]+)/.exec(sec('nvme'));
+  const ping = /min\/avg\/max = [\d.]+\/([\d.]+)\//.exec(sec('ping'));
+  if (intx === null || secs === null || ping === null) throw new Error(`${who}: cannot read the figures from:\n${out.slice(-3000)}`);
+  return { intxPerS: Number(intx[1]), nvmeMBs: 64 / Math.max(0.01, Number(secs[2]) - Number(secs[1])), pingUs: Number(ping[1]) * 1000 };
+}
+
+export async function main(args: readonly string[]): Promise<void> {
+  const cycles = arg(args, '--cycles', 2000);
+  const pings = arg(args, '--pings', 200);
+  const work = mkdtempSync(join(tmpdir(), 'hvmpt-bench-pt-'));
+  try {
+    const tool = join(work, 'edu-tool');
+    const cc = spawnSync('gcc', ['-O2', '-static', '-o', tool, join(REPO, 'tools/guest/c/edu-tool.c')], { encoding: 'utf8' });
+    if (cc.status !== 0) throw new Error(`gcc: ${cc.stderr}`);
+    writeFileSync(join(work, 'nvme.img'), new Uint8Array(64 << 20).fill(0x5a));
+    const kernel = ensureDebianKernel();
+    writeFileSync(
+      join(work, 'guest.cpio'),
+      buildInitrd({ script: GUEST(cycles, pings), kernel, modules: ['uio_pci_generic', 'e1000e', 'nvme'], files: [{ path: 'bin/edu-tool', hostPath: tool, mode: 0o755 }] }),
+    );
+    const cmdline = 'console=ttyS0 panic=-1 loglevel=3 hvmpt_peer=@PEER@';
+    writeFileSync(
+      join(work, 'plan.in'),
+      `memory: { size: 256M }\npci:\n  passthrough:\n    - { host: "1234:11e8" }\n    - { host: "8086:10d3" }\n    - { host: "1b36:0010" }\n` +
+        `machine:\n  boot: { kind: linux, kernel: ${kernel.vmlinuz}, initrd: guest.cpio, cmdline: "${cmdline}" }\n  timeout: 3000\n`,
+    );
+    const H = `node ${join(REPO, 'dist/hvmpt.mjs')}`;
+    const script = `
+set -u
+cd ${work}
+set -- $HVMPT_LAB_PCI
+peer=$HVMPT_LAB_PEER_ADDR
+sed "s/@PEER@/$peer/" plan.in > plan.yaml
+${H} bind $1 $2 $3 >/dev/null
+echo "@@bench hvmpt"
+${H} run plan.yaml 2>&1
+echo "@@bench qemu"
+qemu-system-x86_64 -accel kvm -machine pc -cpu host -m 256M -nodefaults -no-reboot -display none -serial stdio \\
+  -kernel ${kernel.vmlinuz} -initrd guest.cpio -append "$(echo '${cmdline}' | sed "s/@PEER@/$peer/")" \\
+  -device vfio-pci,host=$1 -device vfio-pci,host=$2 -device vfio-pci,host=$3 2>&1
+echo "@@bench end"
+${H} unbind $1 $2 $3 >/dev/null
+`;
+    const lab = spawnSync(
+      process.execPath,
+      [join(REPO, 'dist/hvmpt.mjs'), 'lab', '--iommu', 'intel', '--memory', '3G', '--device', 'edu', '--device', 'e1000e', '--device', `nvme:${join(work, 'nvme.img')}`, '--timeout', '5400', '--', script],
+      { encoding: 'utf8', maxBuffer: 256 << 20, cwd: work },
+    );
+    // The guests' consoles come through as their ttys wrote them, lines ending in CR LF.
+    const out = lab.stdout.replace(/\r/g, '');
+    const hv = /@@bench hvmpt\n([\s\S]*?)@@bench qemu/.exec(out)?.[1];
+    const qe = /@@bench qemu\n([\s\S]*?)@@bench end/.exec(out)?.[1];
+    if (hv === undefined || qe === undefined) throw new Error(`the lab did not run both guests (status ${lab.status}):\n${lab.stderr.slice(-2000)}\n${out.slice(-2000)}`);
+    const h = figures(hv, 'hvmpt');
+    const q = figures(qe, 'qemu');
+    const labLine = /^hvmpt lab: (TCG|KVM)[^:]*/m.exec(lab.stderr)?.[0] ?? 'hvmpt lab';
+    process.stdout.write(`# ${labLine}; figures are relative (nested)\n`);
+    process.stdout.write(`edu_intx_per_s_hvmpt: ${h.intxPerS}\nedu_intx_per_s_qemu: ${q.intxPerS}\nedu_intx_ratio: ${(h.intxPerS / q.intxPerS).toFixed(2)}\n`);
+    process.stdout.write(`nvme_read_mb_s_hvmpt: ${h.nvmeMBs.toFixed(1)}\nnvme_read_mb_s_qemu: ${q.nvmeMBs.toFixed(1)}\nnvme_read_ratio: ${(h.nvmeMBs / q.nvmeMBs).toFixed(2)}\n`);
+    process.stdout.write(`e1000e_ping_us_hvmpt: ${h.pingUs.toFixed(0)}\ne1000e_ping_us_qemu: ${q.pingUs.toFixed(0)}\ne1000e_ping_ratio: ${(h.pingUs / q.pingUs).toFixed(2)} (lower is better)\n`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

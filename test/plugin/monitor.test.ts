@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { composePlanFile } from '../../src/host/plan/inputs.js';
@@ -19,14 +20,13 @@ import { runVcpu } from '../../src/vmm/vcpu-loop.js';
 import { controlBuffer } from '../../src/vmm/vcpu-control.js';
 import { Asm } from '../../tools/guest/asm.js';
 import { microConfig } from '../../tools/guest/micro.js';
-import { REPO_ROOT } from '../helpers/paths.js';
 import { skipUnlessKvm } from '../vmm/kvm-helpers.js';
 
 const BAR = 0xd000_0000;
 
 test('a plug-in\'s memory BAR is mapped where the guest put it, its MSI-X table page trapped and emulated', async (t) => {
   if (!skipUnlessKvm(t)) return;
-  const dir = mkdtempSync(join(REPO_ROOT, 'dist', 'plugin-monitor-'));
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-plugin-monitor-'));
   try {
     writeFileSync(
       join(dir, 'mem.js'),

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseProbeReport } from '../../src/host/guest/probe.js';
@@ -65,7 +66,7 @@ const GRUB_CONFIG = [
 test('SeaBIOS boots GRUB from the virtio-blk plug-in, and GRUB reads the disk through it', (t) => {
   if (!skipUnlessKvm(t)) return;
   if (!skipUnlessBootFirmware(t)) return;
-  const dir = mkdtempSync(join(REPO_ROOT, 'dist', 'virtio-blk-'));
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-virtio-blk-'));
   try {
     const image = grubDisk(dir, GRUB_CONFIG);
     const plan = join(dir, 'plan.yaml');
@@ -88,7 +89,7 @@ test('SeaBIOS boots GRUB from the virtio-blk plug-in, and GRUB reads the disk th
 
 test('Linux\'s virtio_blk reads the plug-in\'s disk over MSI-X: sha256 of /dev/vda is the image\'s', { timeout: 2_400_000 }, (t) => {
   if (!skipUnlessCommand(t, 'qemu-system-x86_64', 'qemu-system-x86')) return;
-  const dir = mkdtempSync(join(REPO_ROOT, 'dist', 'virtio-blk-linux-'));
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-virtio-blk-linux-'));
   try {
     const image = grubDisk(dir, GRUB_CONFIG);
     const sha = createHash('sha256').update(readFileSync(image)).digest('hex');

@@ -8,20 +8,49 @@ import { buildInitrd, ensureDebianKernel } from '../src/host/guest/index.js';
 /**
  * `npm run bench -- passthrough [--cycles N] [--pings N]`
  *
- * One lab host with an Intel IOMMU (hvmpt lab) and QEMU's edu, e1000e and nvme bound to
- * vfio-pci. The same Debian kernel and initrd boot twice inside it, with the three devices
- * passed through: once on hvmpt's monitor (`hvmpt run`, VFIO back-end), once under
- * `qemu-system-x86_64 -accel kvm -device vfio-pci,host=…` (QEMU's own VFIO). The guest measures
- * the same things both times with its own drivers:
+ * One lab host with an Intel IOMMU in pass-through mode (hvmpt lab --iommu intel, `iommu=pt`)
+ * booted with the identity carve `hvmpt e820 carve` computes from its own map (read by a short
+ * lab boot first). QEMU's edu, e1000e and nvme are the devices. The same Debian kernel and
+ * initrd boot three times inside it, with the three devices passed through:
  *
+ * - identity: hvmpt's monitor, `memory.layout: identity` in the carve, the devices on
+ *   uio_pci_generic (INTx only, DMA to machine addresses: `iommu=pt` gives uio's devices the
+ *   IOMMU's identity domain, which is what a machine without an IOMMU does);
+ * - vfio: hvmpt's monitor, VFIO back-end (the devices on vfio-pci, in their own IOMMU domains);
+ * - qemu: `qemu-system-x86_64 -accel kvm -device vfio-pci,host=…` (QEMU's own VFIO).
+ *
+ * The guest measures the same things each time with its own drivers:
  * - edu INTx round trips per second (raise, wait on /dev/uio0, acknowledge; edu-tool);
  * - nvme sequential read, MB/s (dd of the 64 MiB image with O_DIRECT, 1 MiB blocks);
  * - e1000e ping round trip, µs (busybox ping6 -A to the lab host's own e1000e over a QEMU hub).
  *
- * Figures from a nested lab are relative: compare the two in the same run, not across machines.
+ * Figures from a nested lab are relative: compare them within one run, not across machines.
  */
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, '..', '..');
+
+const GUEST_SIZE = '256M';
+/** The carve starts at or above 1 GiB: away from the lab host's kernel image and early allocations. */
+const CARVE_ABOVE = '1G';
+/** The lab host of both boots: the map read by the first is the one the second is carved from. */
+const LAB = ['--iommu', 'intel', '--memory', '3G'];
+
+/**
+ * The kernel parameters of the identity carve for GUEST_SIZE, from the lab host's own firmware
+ * map as `hvmpt e820 carve` computes it (the map read by a short boot of the same lab host).
+ */
+function labCarve(work: string): string[] {
+  const hvmpt = (args: readonly string[]): string => {
+    const r = spawnSync(process.execPath, [join(REPO, 'dist/hvmpt.mjs'), ...args], { encoding: 'utf8', maxBuffer: 64 << 20, cwd: work });
+    if (r.status !== 0) throw new Error(`hvmpt ${args.slice(0, 2).join(' ')}: exit ${r.status}:\n${r.stderr.slice(-2000)}`);
+    return r.stdout;
+  };
+  const map = join(work, 'memmap.txt');
+  writeFileSync(map, hvmpt(['lab', ...LAB, '--timeout', '300', '--', 'grep . /sys/firmware/memmap/*/*']));
+  const plan = JSON.parse(hvmpt(['e820', 'carve', map, '--size', GUEST_SIZE, '--above', CARVE_ABOVE, '--json'])) as { kernelParams: string[] };
+  // The parameters are printed for a shell (`memmap=256M\$0x...`); the lab passes them as they are.
+  return plan.kernelParams.map((p) => p.replace(/\\\$/g, '$'));
+}
 
 function arg(args: readonly string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
@@ -76,23 +105,28 @@ export async function main(args: readonly string[]): Promise<void> {
       buildInitrd({ script: GUEST(cycles, pings), kernel, modules: ['uio_pci_generic', 'e1000e', 'nvme'], files: [{ path: 'bin/edu-tool', hostPath: tool, mode: 0o755 }] }),
     );
     const cmdline = 'console=ttyS0 panic=-1 loglevel=3 hvmpt_peer=@PEER@';
-    writeFileSync(
-      join(work, 'plan.in'),
-      `memory: { size: 256M }\npci:\n  passthrough:\n    - { host: "1234:11e8" }\n    - { host: "8086:10d3" }\n    - { host: "1b36:0010" }\n` +
-        `machine:\n  boot: { kind: linux, kernel: ${kernel.vmlinuz}, initrd: guest.cpio, cmdline: "${cmdline}" }\n  timeout: 3000\n`,
-    );
+    const carve = labCarve(work);
+    const boot = `machine:\n  boot: { kind: linux, kernel: ${kernel.vmlinuz}, initrd: guest.cpio, cmdline: "${cmdline}" }\n  timeout: 3000\n`;
+    const devices = (backend: string): string => ['1234:11e8', '8086:10d3', '1b36:0010'].map((h) => `    - { host: "${h}", backend: ${backend} }\n`).join('');
+    writeFileSync(join(work, 'vfio.in'), `memory: { size: ${GUEST_SIZE} }\npci:\n  passthrough:\n${devices('vfio')}${boot}`);
+    writeFileSync(join(work, 'identity.in'), `memory: { size: ${GUEST_SIZE}, layout: identity, identity: { above: ${CARVE_ABOVE} } }\npci:\n  passthrough:\n${devices('uio')}${boot}`);
     const H = `node ${join(REPO, 'dist/hvmpt.mjs')}`;
     const script = `
 set -u
 cd ${work}
+export HVMPT_LOCK_DIR=/tmp/hvmpt-locks
 set -- $HVMPT_LAB_PCI
 peer=$HVMPT_LAB_PEER_ADDR
-sed "s/@PEER@/$peer/" plan.in > plan.yaml
+for p in vfio identity; do sed "s/@PEER@/$peer/" $p.in > $p.yaml; done
+${H} bind $1 $2 $3 --driver uio_pci_generic >/dev/null
+echo "@@bench identity"
+${H} run identity.yaml 2>&1
+${H} unbind $1 $2 $3 >/dev/null
 ${H} bind $1 $2 $3 >/dev/null
 echo "@@bench hvmpt"
-${H} run plan.yaml 2>&1
+${H} run vfio.yaml 2>&1
 echo "@@bench qemu"
-qemu-system-x86_64 -accel kvm -machine pc -cpu host -m 256M -nodefaults -no-reboot -display none -serial stdio \\
+qemu-system-x86_64 -accel kvm -machine pc -cpu host -m ${GUEST_SIZE} -nodefaults -no-reboot -display none -serial stdio \\
   -kernel ${kernel.vmlinuz} -initrd guest.cpio -append "$(echo '${cmdline}' | sed "s/@PEER@/$peer/")" \\
   -device vfio-pci,host=$1 -device vfio-pci,host=$2 -device vfio-pci,host=$3 2>&1
 echo "@@bench end"
@@ -100,21 +134,28 @@ ${H} unbind $1 $2 $3 >/dev/null
 `;
     const lab = spawnSync(
       process.execPath,
-      [join(REPO, 'dist/hvmpt.mjs'), 'lab', '--iommu', 'intel', '--memory', '3G', '--device', 'edu', '--device', 'e1000e', '--device', `nvme:${join(work, 'nvme.img')}`, '--timeout', '5400', '--', script],
+      [join(REPO, 'dist/hvmpt.mjs'), 'lab', ...LAB, '--append', ['iommu=pt', ...carve].join(' '), '--device', 'edu', '--device', 'e1000e', '--device', `nvme:${join(work, 'nvme.img')}`, '--timeout', '5400', '--', script],
       { encoding: 'utf8', maxBuffer: 256 << 20, cwd: work },
     );
     // The guests' consoles come through as their ttys wrote them, lines ending in CR LF.
     const out = lab.stdout.replace(/\r/g, '');
-    const hv = /@@bench hvmpt\n([\s\S]*?)@@bench qemu/.exec(out)?.[1];
-    const qe = /@@bench qemu\n([\s\S]*?)@@bench end/.exec(out)?.[1];
-    if (hv === undefined || qe === undefined) throw new Error(`the lab did not run both guests (status ${lab.status}):\n${lab.stderr.slice(-2000)}\n${out.slice(-2000)}`);
-    const h = figures(hv, 'hvmpt');
-    const q = figures(qe, 'qemu');
+    const leg = (name: string, next: string): string => {
+      const text = new RegExp(`@@bench ${name}\\n([\\s\\S]*?)@@bench ${next}`).exec(out)?.[1];
+      if (text === undefined) throw new Error(`the lab did not run the ${name} guest (status ${lab.status}):\n${lab.stderr.slice(-2000)}\n${out.slice(-2000)}`);
+      return text;
+    };
+    const i = figures(leg('identity', 'hvmpt'), 'identity');
+    const h = figures(leg('hvmpt', 'qemu'), 'hvmpt');
+    const q = figures(leg('qemu', 'end'), 'qemu');
     const labLine = /^hvmpt lab: (TCG|KVM)[^:]*/m.exec(lab.stderr)?.[0] ?? 'hvmpt lab';
-    process.stdout.write(`# ${labLine}; figures are relative (nested)\n`);
-    process.stdout.write(`edu_intx_per_s_hvmpt: ${h.intxPerS}\nedu_intx_per_s_qemu: ${q.intxPerS}\nedu_intx_ratio: ${(h.intxPerS / q.intxPerS).toFixed(2)}\n`);
-    process.stdout.write(`nvme_read_mb_s_hvmpt: ${h.nvmeMBs.toFixed(1)}\nnvme_read_mb_s_qemu: ${q.nvmeMBs.toFixed(1)}\nnvme_read_ratio: ${(h.nvmeMBs / q.nvmeMBs).toFixed(2)}\n`);
-    process.stdout.write(`e1000e_ping_us_hvmpt: ${h.pingUs.toFixed(0)}\ne1000e_ping_us_qemu: ${q.pingUs.toFixed(0)}\ne1000e_ping_ratio: ${(h.pingUs / q.pingUs).toFixed(2)} (lower is better)\n`);
+    const ratio = (a: number, b: number): string => (a / b).toFixed(2);
+    process.stdout.write(`# ${labLine}; figures are relative (nested); identity = hvmpt, uio, guest RAM in the carve; hvmpt = hvmpt, VFIO\n`);
+    process.stdout.write(`edu_intx_per_s_identity: ${i.intxPerS}\nedu_intx_per_s_hvmpt: ${h.intxPerS}\nedu_intx_per_s_qemu: ${q.intxPerS}\n`);
+    process.stdout.write(`edu_intx_ratio: ${ratio(h.intxPerS, q.intxPerS)}\nedu_intx_ratio_identity_qemu: ${ratio(i.intxPerS, q.intxPerS)}\nedu_intx_ratio_identity_vfio: ${ratio(i.intxPerS, h.intxPerS)}\n`);
+    process.stdout.write(`nvme_read_mb_s_identity: ${i.nvmeMBs.toFixed(1)}\nnvme_read_mb_s_hvmpt: ${h.nvmeMBs.toFixed(1)}\nnvme_read_mb_s_qemu: ${q.nvmeMBs.toFixed(1)}\n`);
+    process.stdout.write(`nvme_read_ratio: ${ratio(h.nvmeMBs, q.nvmeMBs)}\nnvme_read_ratio_identity_qemu: ${ratio(i.nvmeMBs, q.nvmeMBs)}\nnvme_read_ratio_identity_vfio: ${ratio(i.nvmeMBs, h.nvmeMBs)}\n`);
+    process.stdout.write(`e1000e_ping_us_identity: ${i.pingUs.toFixed(0)}\ne1000e_ping_us_hvmpt: ${h.pingUs.toFixed(0)}\ne1000e_ping_us_qemu: ${q.pingUs.toFixed(0)}\n`);
+    process.stdout.write(`e1000e_ping_ratio: ${ratio(h.pingUs, q.pingUs)} (lower is better)\ne1000e_ping_ratio_identity_qemu: ${ratio(i.pingUs, q.pingUs)} (lower is better)\n`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

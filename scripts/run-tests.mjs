@@ -128,20 +128,25 @@ const tapArgs = ['--test', '--test-reporter=tap', '--test-concurrency=2', ...pas
 process.stdout.write('TAP version 13\n');
 // The lab boots while this machine's tests run; its stream is printed after theirs, once it is whole.
 const runLab = () => run(process.execPath, [JSON.parse(readFileSync('package.json', 'utf8')).bin.hvmpt, 'lab', '--memory', '4G', '--cpus', '2', '--timeout', '3600', '--', process.execPath, ...tapArgs, ...inLab], true);
-let lab = runLab();
+// The lab host itself may stop (its kernel has panicked under nested SVM in TCG, rarely): one
+// fresh lab host runs the files again at once, beside this machine's tests; a second stop is
+// reported as a failure below.
+const labRun = (async () => {
+  let l = runLab();
+  let status = await l.done;
+  if (!l.finished()) {
+    process.stderr.write(`run-tests: the lab host stopped before its tests finished (its console is above); running them once more in a fresh lab host\n`);
+    l = runLab();
+    status = await l.done;
+  }
+  return { lab: l, labStatus: status };
+})();
 // HVMPT_KVM=lab chose where the files that need /dev/kvm run; the others run as on this machine.
 const { HVMPT_KVM: _route, ...localEnv } = process.env;
 const local = here.length > 0 ? run(process.execPath, [...tapArgs, ...here], false, localEnv) : undefined;
 const localStatus = local === undefined ? 0 : await local.done;
 local?.tap.end();
-let labStatus = await lab.done;
-if (!lab.finished()) {
-  // The lab host itself stopped (its kernel has panicked under nested SVM in TCG, rarely): one
-  // fresh lab host runs the files again; a second stop is reported as a failure below.
-  process.stderr.write(`run-tests: the lab host stopped before its tests finished (its console is above); running them once more in a fresh lab host\n`);
-  lab = runLab();
-  labStatus = await lab.done;
-}
+const { lab, labStatus } = await labRun;
 lab.release();
 lab.tap.end();
 if (!lab.tap.summarized) {

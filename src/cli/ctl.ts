@@ -62,7 +62,7 @@ export function registerCtl(program: Command): void {
     .description(
       'speak to a running machine through its control socket (hvmpt run --control): status (exits, memory slots, irqfds, fds), ' +
         'devices (the bus as the guest has it), attach ENTRY (a pci.passthrough entry as JSON or YAML, or @FILE: checked, bound to vfio-pci ' +
-        "and hot-plugged; the guest's acpiphp brings it up), detach NAME|BDF [--force-after S] (the guest is asked to eject it, then it is " +
+        "(backend: uio: uio_pci_generic, in an identity layout) and hot-plugged; the guest's acpiphp brings it up), detach NAME|BDF [--force-after S] (the guest is asked to eject it, then it is " +
         'reset, closed and given back to its host driver), stop. Prints the reply as one JSON object; exits 1 when it is an error.',
     )
     .summary('control a running machine: status, devices, attach, detach, stop (docs/hotplug.md)')

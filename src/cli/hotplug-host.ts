@@ -1,16 +1,16 @@
 /**
  * The main thread's side of hot-plug in `hvmpt run` (docs/hotplug.md): a plan entry attached
  * to the running machine goes through the plan's checks first (the entry itself, what the host
- * needs, the IOMMU group, binding to vfio-pci, group viability), is opened through the same
- * VFIO path a boot device takes, and is handed to the vCPU thread, which puts it in a hot-plug
- * slot. A detach asks the guest to eject it, waits for the eject (or takes it by force after
+ * needs, the IOMMU group, binding to vfio-pci, group viability; for a uio device the machine's
+ * identity RAM and the INTx line), is opened through the same path a boot device takes, and is
+ * handed to the vCPU thread, which puts it in a hot-plug slot. A detach asks the guest to eject it, waits for the eject (or takes it by force after
  * `--force-after`), then closes its fds and gives it back to the driver it had.
  */
 import { HvmptError } from '../errors.js';
 import { sysfsName } from '../hw/pci/host-function.js';
 import { parseBdf, formatBdf } from '../hw/pci/address.js';
 import { openPassthrough, type OpenedPassthrough } from '../host/backends/open.js';
-import { bindFunctions, unbindFunctions } from '../host/pci/bind.js';
+import { bindFunctions, unbindFunctions, type PassthroughDriver } from '../host/pci/bind.js';
 import { hostUses } from '../host/pci/host-use.js';
 import { resolvePassthrough } from '../host/plan/inputs.js';
 import type { Sys } from '../native/sys.js';
@@ -34,7 +34,9 @@ interface Held {
   readonly entry: PassthroughEntry;
   readonly address: string;
   readonly opened: OpenedPassthrough;
-  /** The driver the device had before the attach bound it to vfio-pci (undefined: it was already there). */
+  /** The pass-through driver it is bound to for the guest (vfio-pci, or uio_pci_generic in an identity layout). */
+  readonly driver: PassthroughDriver;
+  /** The driver the device had before the attach bound it to `driver` (undefined: it was already there). */
   readonly boundFrom: string | null | undefined;
   /** The hand-back, once begun (a detach and the guest's own eject may both get there). */
   finishing?: Promise<DetachResult>;
@@ -92,7 +94,7 @@ export class HotplugHost {
     const given = this.parseEntry(raw);
     const name = given.name ?? `hot${this.counter++}`;
     const entry: PassthroughEntry = { ...given, name, rom: { kind: 'off' } };
-    if (entry.backend !== 'vfio') throw new ControlRefusal(`entry.backend: ${entry.backend}: a running machine takes vfio devices only (an IOMMU confines their DMA to the guest)`);
+    const driver = this.backendDriver(entry);
     let slot: number | undefined;
     if (entry.at !== undefined) {
       if (entry.at.kind !== 'root' || entry.at.segment !== 0 || entry.at.bus !== 0 || entry.at.fn !== 0) throw new ControlRefusal('entry.at: hot-plug slots are on root bus 00, function 0 (`00:05.0`)');
@@ -114,7 +116,8 @@ export class HotplugHost {
     const address = sysfsName(host.address);
     for (const h of this.held.values()) if (h.address === address) throw new ControlRefusal(`entry.host: ${address} is already attached as ${h.name}`);
     // What the host needs for itself, and group mates a host driver holds, refuse before anything moves.
-    const group = host.group.length > 0 ? host.group : [];
+    // A uio device's IOMMU group (a host with its IOMMU in pass-through mode) confines nothing: only the device counts.
+    const group = host.group.length > 0 && entry.backend === 'vfio' ? host.group : [];
     const members = group.length > 0 ? group.map((m) => m.address) : [address];
     const needed = hostUses().filter((u) => members.includes(u.address));
     if (needed.length > 0) {
@@ -127,11 +130,11 @@ export class HotplugHost {
       );
     }
     let boundFrom: string | null | undefined;
-    if (host.driver !== 'vfio-pci') {
+    if (host.driver !== driver) {
       try {
-        bindFunctions([address], 'vfio-pci');
+        bindFunctions([address], driver);
       } catch (err) {
-        throw new ControlRefusal(`entry.host: ${address} could not be bound to vfio-pci: ${err instanceof Error ? err.message : String(err)}`);
+        throw new ControlRefusal(`entry.host: ${address} could not be bound to ${driver}: ${err instanceof Error ? err.message : String(err)}`);
       }
       boundFrom = host.driver ?? null;
       found = resolvePassthrough(plan, {}, problems);
@@ -146,13 +149,38 @@ export class HotplugHost {
       if (placed.problems.length > 0 || attachment === undefined) throw new ControlRefusal(entryPath(placed.problems));
       const r = await machine.request({ op: 'attach', name, slot, attachment, ...(ids === undefined ? {} : { ids }), ...(plan.pci?.capabilities === undefined ? {} : { capabilities: plan.pci.capabilities }), ...(plan.pci?.unclaimed === undefined ? {} : { unclaimed: plan.pci.unclaimed }) });
       if (r.op !== 'attach') throw new Error(`attach answered ${r.op}`);
-      this.held.set(name, { name, entry, address, opened, boundFrom });
-      return { attached: name, bdf: r.bdf, slot: r.slot, host: address, source: r.source, driver: { before: boundFrom === undefined ? 'vfio-pci' : boundFrom, now: 'vfio-pci' } };
+      this.held.set(name, { name, entry, address, opened, driver, boundFrom });
+      return { attached: name, bdf: r.bdf, slot: r.slot, host: address, source: r.source, driver: { before: boundFrom === undefined ? driver : boundFrom, now: driver } };
     } catch (err) {
       opened?.close();
       if (boundFrom !== undefined) this.giveBack(address);
       if (err instanceof HvmptError && !(err instanceof ControlRefusal)) throw new ControlRefusal(err.message);
       throw err;
+    }
+  }
+
+  /**
+   * The driver an entry's back-end needs. vfio anywhere (the IOMMU confines the device's DMA to
+   * the guest's mappings); uio only on a machine whose RAM is the host's own at the same
+   * addresses (an identity layout on this machine's live map, its carve checked and held since
+   * the start): there, a device without an IOMMU reaches the guest's RAM and nothing else.
+   */
+  private backendDriver(entry: PassthroughEntry): PassthroughDriver {
+    switch (entry.backend) {
+      case 'vfio':
+        return 'vfio-pci';
+      case 'uio': {
+        const why =
+          this.ctx.plan.memory.layout !== 'identity'
+            ? 'the machine\'s RAM is not identity-mapped (memory.layout is not identity)'
+            : this.ctx.inputs.hostMap?.live !== true
+              ? 'its identity layout is a rehearsal on a named map (machine.hostMap), not this host\'s carved RAM'
+              : undefined;
+        if (why !== undefined) throw new ControlRefusal(`entry.backend: uio: ${why}; without an IOMMU the device would DMA to host memory that is not the guest's (use backend: vfio where the host has an IOMMU)`);
+        return 'uio_pci_generic';
+      }
+      default:
+        throw new ControlRefusal(`entry.backend: ${entry.backend}: a running machine takes vfio devices, and uio devices in an identity layout`);
     }
   }
 
@@ -227,7 +255,7 @@ export class HotplugHost {
     const held = this.held.get(r.name);
     const how = r.how === 'ejected' ? ('ejected by the guest' as const) : ('forced' as const);
     if (held === undefined) {
-      return Promise.resolve({ detached: r.name, how, slot: r.slot, problems: r.problems, host: { note: 'a device of the plan: it stays with vfio-pci until the run ends (`hvmpt unbind` then)' } });
+      return Promise.resolve({ detached: r.name, how, slot: r.slot, problems: r.problems, host: { note: 'a device of the plan: it stays with its pass-through driver until the run ends (`hvmpt unbind` then)' } });
     }
     held.finishing ??= (async (): Promise<DetachResult> => {
       const problems = [...r.problems];
@@ -238,7 +266,7 @@ export class HotplugHost {
       }
       this.held.delete(r.name);
       let host: DetachResult['host'];
-      if (held.boundFrom === undefined) host = { note: `${held.address} stays with vfio-pci, as it was before the attach` };
+      if (held.boundFrom === undefined) host = { note: `${held.address} stays with ${held.driver}, as it was before the attach` };
       else host = { address: held.address, driver: this.giveBack(held.address, problems) };
       return { detached: r.name, how, slot: r.slot, problems, host };
     })();

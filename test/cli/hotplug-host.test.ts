@@ -60,7 +60,7 @@ test('detach by guest address waits for the guest\'s eject and says what happene
   });
   const d = await host.detach('00:05.0', 10);
   assert.deepEqual([d.detached, d.how, d.slot], ['nic', 'ejected by the guest', 5]);
-  assert.match('note' in d.host ? d.host.note : '', /a device of the plan: it stays with vfio-pci until the run ends/);
+  assert.match('note' in d.host ? d.host.note : '', /a device of the plan: it stays with its pass-through driver until the run ends/);
   assert.deepEqual(seen.map((r) => r.op), ['status', 'detach']);
 });
 
@@ -83,4 +83,19 @@ test('--force-after takes the device when the guest does not eject; a refused fo
   });
   const e = await race.host.detach('nic', 0.05);
   assert.equal(e.how, 'ejected by the guest');
+});
+
+test('a uio attach is refused, before anything is asked or bound, unless the machine\'s RAM is this host\'s carve at the same addresses', async () => {
+  const entry = { host: '0000:00:03.0', backend: 'uio' };
+  const cases: Array<{ plan: unknown; inputs: unknown; why: RegExp }> = [
+    { plan: { memory: { layout: 'ordinary' } }, inputs: {}, why: /entry\.backend: uio: the machine's RAM is not identity-mapped \(memory\.layout is not identity\); without an IOMMU the device would DMA to host memory that is not the guest's/ },
+    { plan: { memory: { layout: 'identity' } }, inputs: { hostMap: { live: false } }, why: /entry\.backend: uio: its identity layout is a rehearsal on a named map \(machine\.hostMap\)/ },
+  ];
+  for (const c of cases) {
+    const seen: Request[] = [];
+    const machine = { request: async (r: Request) => void seen.push(r) } as unknown as RunningMachine;
+    const host = new HotplugHost({ plan: c.plan as never, sys: undefined as never, inputs: c.inputs as never, uses, machine: () => machine, note: () => {} });
+    await assert.rejects(host.attach(entry), (e: unknown) => e instanceof ControlRefusal && c.why.test(e.message));
+    assert.deepEqual(seen, [], 'the machine was not asked anything');
+  }
 });

@@ -9,7 +9,7 @@
  * parameter. No device of this machine is touched: everything runs inside the lab.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -18,6 +18,7 @@ import { REPO_ROOT } from '../helpers/paths.js';
 import { skipUnlessCommand } from '../helpers/require.js';
 import { hvmpt, run } from '../helpers/run.js';
 import { labEnv } from '../lab/lab-env.js';
+import { labCarve } from './lab-carve.js';
 
 const LAB_MEMORY = '3G';
 const GUEST_SIZE = '256M';
@@ -26,7 +27,6 @@ const ABOVE = '1G';
 const IMAGE_BYTES = 64 << 20;
 const INTX_CYCLES = 10_000;
 const PINGS = 1_000;
-const CACHE = join(REPO_ROOT, '.cache', 'identity-lab');
 
 const hex = (v: bigint): string => '0x' + v.toString(16);
 
@@ -35,18 +35,6 @@ function sections(out: string, mark = 'pt'): Map<string, { text: string; rc: num
   const m = new Map<string, { text: string; rc: number }>();
   for (const s of out.matchAll(new RegExp(`^@@${mark}-begin (\\S+)\\n([\\s\\S]*?)^@@${mark}-end \\1 rc=(\\d+)$`, 'gm'))) m.set(s[1]!, { text: s[2]!, rc: Number(s[3]) });
   return m;
-}
-
-/** The lab host's firmware map (/sys/firmware/memmap), from a first short lab boot with the same memory, cached. */
-function labHostMap(): string {
-  const file = join(CACHE, `memmap-${LAB_MEMORY}.txt`);
-  if (existsSync(file)) return file;
-  const r = hvmpt(['lab', '--memory', LAB_MEMORY, '--timeout', '300', '--', 'grep . /sys/firmware/memmap/*/*'], { env: labEnv() });
-  assert.equal(r.status, 0, `reading the lab host's map: ${r.stderr.slice(-2000)}`);
-  assert.match(r.stdout, /memmap\/0\/type:System RAM/);
-  mkdirSync(CACHE, { recursive: true });
-  writeFileSync(file, r.stdout);
-  return file;
 }
 
 /** A 32-bit little-endian value as a busybox printf octal escape string (a BAR written through sysfs config). */
@@ -62,15 +50,7 @@ test('identity pass-through without an IOMMU: guest frame == machine frame; edu 
   const work = mkdtempSync(join(tmpdir(), 'hvmpt-identity-lab-'));
   try {
     // The carve, as hvmpt computes it from the lab host's own map.
-    const map = labHostMap();
-    const carve = hvmpt(['e820', 'carve', map, '--size', GUEST_SIZE, '--above', ABOVE, '--json']);
-    assert.equal(carve.status, 0, carve.stderr);
-    const plan = JSON.parse(carve.stdout) as { kernelParams: string[]; guests: Array<{ identity: Array<{ start: string; end: string }> }> };
-    const memmap = plan.kernelParams.map((p) => p.replace(/\\\$/g, '$'));
-    assert.equal(memmap.length, 1);
-    const region = plan.guests[0]!.identity[0]!;
-    const start = BigInt(region.start);
-    const end = BigInt(region.end);
+    const { memmap, start, end } = labCarve(LAB_MEMORY, GUEST_SIZE, ABOVE);
     // Guest-reserved (memmap= in the guest) so its kernel leaves them alone: DMA source and
     // destination, and one word each way between guest and lab host.
     const src = start + 0x400_0000n;

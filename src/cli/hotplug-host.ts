@@ -3,8 +3,9 @@
  * to the running machine goes through the plan's checks first (the entry itself, what the host
  * needs, the IOMMU group, binding to vfio-pci, group viability; for a uio device the machine's
  * identity RAM and the INTx line), is opened through the same path a boot device takes, and is
- * handed to the vCPU thread, which puts it in a hot-plug slot. A detach asks the guest to eject it, waits for the eject (or takes it by force after
- * `--force-after`), then closes its fds and gives it back to the driver it had.
+ * handed to the vCPU thread, which puts it in a hot-plug slot. A detach asks the guest to eject
+ * it, waits for the eject (or takes it by force after `--force-after`), then closes its fds and
+ * gives it back to the driver it had.
  */
 import { HvmptError } from '../errors.js';
 import { sysfsName } from '../hw/pci/host-function.js';

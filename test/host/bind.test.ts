@@ -36,16 +36,21 @@ test('bind refuses the host\'s own devices before writing anything', () => {
   });
 });
 
-test('bind moves the whole IOMMU group through driver_override, unbind and drivers_probe, and remembers each driver', () => {
+test('bind moves a function through driver_override, unbind and drivers_probe, and a bind the kernel does not complete gives it back to its driver', () => {
   withSysfs((root, stateDir) => {
     mkdirSync(join(root, 'bus/pci/drivers/vfio-pci'), { recursive: true });
-    // The made-up kernel never binds, so the wait gives up: what matters is what was written.
-    assert.throws(() => bindFunctions(['00:03.0'], 'vfio-pci', { sysfsRoot: root, stateDir, hostUses: disk, timeoutMs: 50 }), (e: unknown) => e instanceof BindError && /did not bind vfio-pci/.test(e.message));
+    // The made-up kernel never binds (nor unbinds), so the wait gives up: what matters is what was
+    // written, and that the failed bind gave the function back before it reported.
+    assert.throws(
+      () => bindFunctions(['00:03.0'], 'vfio-pci', { sysfsRoot: root, stateDir, hostUses: disk, timeoutMs: 50 }),
+      (e: unknown) => e instanceof BindError && /did not bind vfio-pci \(see dmesg\); 0000:00:03\.0 is with e1000e again$/.test(e.message),
+    );
     const dev = (a: string, f: string): string => readFileSync(join(root, 'bus/pci/devices', a, f), 'utf8');
-    assert.equal(dev('0000:00:03.0', 'driver_override'), 'vfio-pci');
     assert.equal(readFileSync(join(root, 'bus/pci/drivers/e1000e/unbind'), 'utf8'), '0000:00:03.0');
     assert.equal(readFileSync(join(root, 'bus/pci/drivers_probe'), 'utf8'), '0000:00:03.0');
-    assert.deepEqual(JSON.parse(readFileSync(join(stateDir, '0000:00:03.0.json'), 'utf8')).previous, 'e1000e');
+    assert.equal(dev('0000:00:03.0', 'driver_override'), '\n', 'the override cleared by the roll-back');
+    assert.equal(existsSync(join(root, 'bus/pci/devices/0000:00:03.1/driver_override')), false, 'the group mate after it was not touched');
+    assert.equal(existsSync(join(stateDir, '0000:00:03.0.json')), false, 'the record goes with the roll-back');
   });
 });
 

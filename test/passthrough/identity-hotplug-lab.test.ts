@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { writeSeededImage } from '../helpers/images.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { skipUnlessCommand } from '../helpers/require.js';
 import { hvmpt } from '../helpers/run.js';
@@ -25,6 +26,7 @@ const GUEST_SIZE = '256M';
 const ABOVE = '1G';
 const ROUNDS = 3;
 const PINGS = 100;
+const IMAGE_BYTES = 16 << 20;
 
 interface Reply {
   readonly return?: Record<string, unknown>;
@@ -54,6 +56,13 @@ for r in $(seq ${ROUNDS}); do
   wait_gone $nic
   section nic-gone-$r sh -c "ls /sys/class/net | tr '\\n' ' '; echo"
 done
+for r in 1 2; do
+  for i in $(seq 1200); do d=$(find_dev 0x1b36:0x0010); [ -n "$d" ] && [ -d "$d/nvme" ] && [ -b /dev/$(ls $d/nvme)n1 ] && break; sleep 0.25; done
+  section nvme-read-$r sh -c "dd if=/dev/$(ls $d/nvme)n1 bs=1M count=${IMAGE_BYTES >> 20} 2>/dev/null | sha256sum"
+  section nvme-irq-$r sh -c "grep nvme /proc/interrupts; dmesg | grep -i -e nvme -e 'pci 0000:00' | tail -n 30"
+  echo "@@nvme-done $r"
+  wait_gone $d
+done
 section alive echo guest-alive
 `;
 
@@ -63,11 +72,11 @@ test('hot-plug without an IOMMU: e1000e attached through uio into an identity gu
   try {
     const { memmap } = labCarve(LAB_MEMORY, GUEST_SIZE, ABOVE);
     const image = join(work, 'nvme.img');
-    writeFileSync(image, new Uint8Array(1 << 20));
+    const imageSha = writeSeededImage(image, IMAGE_BYTES, 0x1de7).sha256;
     writeFileSync(
       join(work, 'plan.in'),
       `memory: { size: ${GUEST_SIZE}, layout: identity, identity: { above: ${ABOVE} } }\npci:\n  hotplug: true\n` +
-        `machine:\n  boot: { kind: probe, report: false, modules: [e1000e], script: ${JSON.stringify(GUEST)} }\n  timeout: 3000\n`,
+        `machine:\n  boot: { kind: probe, report: false, modules: [e1000e, nvme], script: ${JSON.stringify(GUEST)} }\n  timeout: 3000\n`,
     );
     const H = `node ${join(REPO_ROOT, 'dist/hvmpt.mjs')}`;
     const script = `
@@ -96,6 +105,12 @@ if wait_for @@ready; then
     sec detach-$r ctl detach nic
     sec back-$r back
     sec status-$r ctl status
+  done
+  for r in 1 2; do
+    sec nvme-attach-$r ctl attach "{ name: disk, host: \\"$nvme\\", backend: uio }"
+    wait_for "@@nvme-done $r"
+    sec nvme-detach-$r ctl detach disk
+    sec nvme-back-$r drv $nvme
   done
 fi
 wait $pid
@@ -146,6 +161,13 @@ sec run-stderr cat run.err
       assert.doesNotMatch(guest(`nic-gone-${n}`), /eth0/);
       assert.equal(get(`back-${n}`).trim(), 'e1000e 1', 'the lab host\'s e1000e has it again, link up');
       assert.equal(count(ret(`status-${n}`)), count(status0), `round ${n} leaves the monitor as it found it`);
+    }
+    // The nvme twice through uio (INTx): the image read whole each time, back with the lab host's nvme between.
+    for (const n of [1, 2]) {
+      assert.deepEqual(ret(`nvme-attach-${n}`)['driver'], { before: 'nvme', now: 'uio_pci_generic' }, get(`nvme-attach-${n}`));
+      assert.match(guest(`nvme-read-${n}`), new RegExp(`^${imageSha}  -$`, 'm'), guest(`nvme-irq-${n}`));
+      assert.equal(ret(`nvme-detach-${n}`)['how'], 'ejected by the guest', get(`nvme-detach-${n}`));
+      assert.equal(get(`nvme-back-${n}`).trim(), 'nvme');
     }
     assert.match(guest('alive'), /^guest-alive$/m);
     assert.match(runOut, /^@@hvmpt-done rc=0$/m);

@@ -153,6 +153,8 @@ export function bindFunctions(texts: readonly string[], driver: PassthroughDrive
   }
   ensureDriver(root, driver);
   const out: Array<{ address: string; previous: string | undefined; now: string | undefined }> = [];
+  /** Functions this call took from their driver: a failure gives them all back before it is reported. */
+  const moved: string[] = [];
   for (const address of todo) {
     const dir = devDir(root, address);
     const previous = currentDriver(root, address);
@@ -162,15 +164,34 @@ export function bindFunctions(texts: readonly string[], driver: PassthroughDrive
     }
     // Keep the oldest record: a second bind must not forget the driver the host really had.
     if (!existsSync(join(stateDir, `${address}.json`))) writeState(stateDir, { address, previous: previous ?? null, driver, since: new Date().toISOString() });
-    sysWrite(join(dir, 'driver_override'), driver);
-    if (previous !== undefined) sysWrite(join(dir, 'driver', 'unbind'), address);
-    sysWrite(join(root, 'bus', 'pci', 'drivers_probe'), address);
-    const now = waitForDriver(root, address, driver, o.timeoutMs ?? 5000);
-    o.log?.(`${address}: ${previous ?? 'no driver'} -> ${now ?? 'no driver'}`);
-    if (now !== driver) throw new BindError(`the kernel did not bind ${driver} (the function is now with ${now ?? 'no driver'}); see dmesg`, { input: address });
-    out.push({ address, previous, now });
+    moved.push(address);
+    try {
+      sysWrite(join(dir, 'driver_override'), driver);
+      if (previous !== undefined) sysWrite(join(dir, 'driver', 'unbind'), address);
+      sysWrite(join(root, 'bus', 'pci', 'drivers_probe'), address);
+      const now = waitForDriver(root, address, driver, o.timeoutMs ?? 5000);
+      o.log?.(`${address}: ${previous ?? 'no driver'} -> ${now ?? 'no driver'}`);
+      if (now !== driver) throw new BindError(`the kernel did not bind ${driver} (see dmesg)`, { input: address });
+    } catch (err) {
+      throw rollBack(err, moved, o);
+    }
+    out.push({ address, previous, now: driver });
   }
   return out;
+}
+
+/** A failed bind's error, after every function it moved went back to its driver (or with why one did not). */
+function rollBack(err: unknown, moved: readonly string[], o: BindOptions): unknown {
+  if (!(err instanceof BindError)) return err;
+  let back: string;
+  try {
+    back = unbindFunctions(moved, o)
+      .map((r) => `${r.address} is with ${r.now ?? 'no driver'} again`)
+      .join(', ');
+  } catch (undo) {
+    back = `giving ${moved.join(', ')} back failed too: ${undo instanceof Error ? undo.message : String(undo)}`;
+  }
+  return new BindError(`${err.detail}; ${back}`, err.where);
 }
 
 /** Gives each function (and its group mates bind moved) back to the driver it had before `bind`. */

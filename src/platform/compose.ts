@@ -131,6 +131,7 @@ export function composeMachine(plan: Plan, inputs: PlatformInputs): ComposedMach
     acpiPmBase: acpi.pm.base,
     s5SleepType: acpi.pm.s5SleepType,
     ...(acpi.hotplug === undefined ? {} : { hotplug: { ...acpi.hotplug, sciIrq: acpi.pm.sciIrq ?? DEFAULT_PM.sciIrq } }),
+    ...(acpi.quietGpe === undefined ? {} : { quietGpe: acpi.quietGpe }),
     ...(protection === undefined ? {} : { protection: protection.grants }),
     // Only a carve of this machine's own map is real memory to take; a named map's is rehearsed.
     ...(identity === undefined || inputs.hostMap?.live !== true ? {} : { identityRam: identity.guests[0]!.identity }),

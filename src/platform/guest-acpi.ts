@@ -2,7 +2,7 @@ import { HvmptError } from '../errors.js';
 import { DEFAULT_IOAPIC, GuestFactsError, type GuestAcpiFacts, type PciDeviceFact, type PciFacts, type SsdtFact } from '../hw/acpi/generate/facts.js';
 import { generateGuestTables, type GeneratedTables } from '../hw/acpi/generate/generate.js';
 import { pciFactsFromTopology } from '../hw/acpi/generate/pci.js';
-import { HEADER_SIZE, readTableHeader } from '../hw/acpi/tables/index.js';
+import { HEADER_SIZE, readTableHeader, type GenericAddress } from '../hw/acpi/tables/index.js';
 import { applyRules, loadWorld, worldNamespace, type OutputTable, type RewriteResult } from '../hw/acpi/world/index.js';
 import { ACPI_PM_BASE, ACPI_PM_LENGTH } from '../hw/chipset/acpi-pm.js';
 import { GPE0_BASE, PCIHP_BASE } from '../hw/chipset/pci-hotplug.js';
@@ -72,6 +72,8 @@ export interface GuestAcpi {
   readonly pm: { readonly base: number; readonly s5SleepType: number; readonly sciIrq?: number };
   /** ACPI PCI hot-plug as the tables declare it (generated tables only). */
   readonly hotplug?: { readonly base: number; readonly gpeBase: number; readonly slots: readonly number[] };
+  /** The host FADT's GPE blocks, which the monitor serves quiet (hw/chipset/quiet-gpe.ts): host tables only. */
+  readonly quietGpe?: ReadonlyArray<{ readonly base: number; readonly length: number }>;
   readonly summary: readonly string[];
 }
 
@@ -112,10 +114,14 @@ function headerOf(bytes: Uint8Array): { oemId: string; oemTableId: string } {
 }
 
 function pmConflict(base: number): string | undefined {
-  const end = base + ACPI_PM_LENGTH;
-  if (end > PCI_IO_START) return `the PM block [${hex(base)}, ${hex(end)}) reaches the PCI I/O window at ${hex(PCI_IO_START)}`;
-  const hit = MONITOR_PORTS.find(([p, n]) => base < p + n && p < end);
-  return hit === undefined ? undefined : `the PM block [${hex(base)}, ${hex(end)}) overlaps ${hit[2]} at ${hex(hit[0])}`;
+  return portConflict('the PM block', base, ACPI_PM_LENGTH);
+}
+
+function portConflict(what: string, base: number, length: number, others: ReadonlyArray<readonly [number, number, string]> = []): string | undefined {
+  const end = base + length;
+  if (end > PCI_IO_START) return `${what} [${hex(base)}, ${hex(end)}) reaches the PCI I/O window at ${hex(PCI_IO_START)}`;
+  const hit = [...MONITOR_PORTS, ...others].find(([p, n]) => base < p + n && p < end);
+  return hit === undefined ? undefined : `${what} [${hex(base)}, ${hex(end)}) overlaps ${hit[2]} at ${hex(hit[0])}`;
 }
 
 /** The rewritten host tables: machine.acpiTables with pci.hide's functions and acpi.rules applied. */
@@ -188,6 +194,21 @@ function hostTables(plan: Plan, files: PlanFiles, machine: MachineAcpiFacts): Gu
     if (why === undefined) pm = { ...pm, base: evt };
     else summary.push(`ACPI: warning: the monitor cannot serve the host FADT's PM1a block: ${why}; it serves its own at ${hex(ACPI_PM_BASE)}, which the tables do not name, so an ACPI power-off will not reach it`);
   }
+  // The host's GPE blocks answer quiet: the host chipset's events are not the guest's.
+  const quietGpe: Array<{ base: number; length: number }> = [];
+  if (fadt?.kind === 'fadt') {
+    const blocks: Array<[string, number, number]> = [
+      ['GPE0', fadt.gpe0Block || gasPort(fadt.xGpe0Block), fadt.gpe0BlockLength],
+      ['GPE1', fadt.gpe1Block || gasPort(fadt.xGpe1Block), fadt.gpe1BlockLength],
+    ];
+    for (const [name, base, length] of blocks) {
+      if (base === 0 || length === 0) continue;
+      const why = portConflict(`the host FADT's ${name} block`, base, length, [[pm.base, ACPI_PM_LENGTH, 'the PM block'], ...quietGpe.map((q) => [q.base, q.length, 'GPE0'] as const)]);
+      if (why === undefined) quietGpe.push({ base, length });
+      else summary.push(`ACPI: warning: ${why}; its ports stay unclaimed (they read all ones, and the guest may see GPEs raised)`);
+    }
+    if (quietGpe.length > 0) summary.push(`ACPI: the host FADT's GPE blocks (${quietGpe.map((q) => `[${hex(q.base)}, ${hex(q.base + q.length)})`).join(', ')}) answer with no event raised`);
+  }
   const s5 = s5SleepType(result.tables, file);
   if (s5 !== undefined) pm = { ...pm, s5SleepType: s5 };
   else summary.push('ACPI: warning: the host tables have no \\_S5 the monitor can read; it powers off on SLP_TYP 0');
@@ -195,7 +216,12 @@ function hostTables(plan: Plan, files: PlanFiles, machine: MachineAcpiFacts): Gu
   if (mcfg?.kind === 'mcfg' && !mcfg.allocations.some((a) => a.baseAddress === machine.ecam.base)) {
     summary.push(`ACPI: warning: the host MCFG describes ECAM at ${mcfg.allocations.map((a) => hex(a.baseAddress)).join(', ')}; the monitor decodes it at ${hex(machine.ecam.base)}`);
   }
-  return { source: 'host', tables, generated: undefined, files: link(planFile, 'machine.acpiTables', tables, 'HVMPT'), pm, summary };
+  return { source: 'host', tables, generated: undefined, files: link(planFile, 'machine.acpiTables', tables, 'HVMPT'), pm, ...(quietGpe.length === 0 ? {} : { quietGpe }), summary };
+}
+
+/** A GPE block's port from the FADT's extended field, where it is in system I/O space. */
+function gasPort(g: GenericAddress | undefined): number {
+  return g !== undefined && g.spaceId === 1 && g.address <= 0xffffn ? Number(g.address) : 0;
 }
 
 /** \_S5's SLP_TYP for PM1a, from the rewritten tables' namespace. */

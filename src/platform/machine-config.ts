@@ -59,6 +59,8 @@ export interface MachineConfig {
    * root slots that take a device live, and the SCI's IRQ (hw/chipset/pci-hotplug.ts).
    */
   readonly hotplug?: { readonly base: number; readonly gpeBase: number; readonly slots: readonly number[]; readonly sciIrq: number };
+  /** GPE blocks of a host's FADT the guest keeps: served with no event raised (hw/chipset/quiet-gpe.ts). */
+  readonly quietGpe?: ReadonlyArray<{ readonly base: number; readonly length: number }>;
   /**
    * Eventfds (process-wide fd numbers) that inject interrupts without a trip through the vCPU
    * thread: KVM_IRQFD on `gsi`, level-triggered with a resample fd when given. A `msi` entry

@@ -1,4 +1,5 @@
 import { AcpiPm, ACPI_PM_BASE, ACPI_PM_LENGTH } from '../hw/chipset/acpi-pm.js';
+import { QuietGpeBlock } from '../hw/chipset/quiet-gpe.js';
 import { Cmos, CMOS_INDEX_PORT } from '../hw/chipset/cmos.js';
 import { DebugCon, DEBUGCON_PORT, DebugExit, DEBUG_EXIT_PORT, POST_PORT } from '../hw/chipset/debug-ports.js';
 import { FW_CFG, FW_CFG_PORT_COUNT, FW_CFG_PORT_SELECTOR, FwCfg, le16, le32, le64 } from '../hw/chipset/fw-cfg.js';
@@ -185,6 +186,7 @@ export class Machine implements SystemControl, GsiSink {
     const pmBase = config.acpiPmBase ?? ACPI_PM_BASE;
     const start = process.hrtime.bigint();
     ports.register('acpi-pm', pmBase, ACPI_PM_LENGTH, new AcpiPm(pmBase, this, { s5SleepType: config.s5SleepType ?? 0, nowNs: () => process.hrtime.bigint() - start }));
+    for (const [i, g] of (config.quietGpe ?? []).entries()) ports.register(`gpe${i}-quiet`, g.base, g.length, new QuietGpeBlock(g.base, g.length));
     const pciConfig: PciMachineConfig = config.pci ?? { planFile: 'machine', ecamBase: DEFAULT_ECAM_BASE, roms: [] };
     this.routes = new MsiRoutes(this.vm);
     // The PC's routing from the start (GSI 0 on IOAPIC pin 2, as the MADT's override says).

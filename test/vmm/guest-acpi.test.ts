@@ -225,6 +225,11 @@ test('host tables (acpi.tables: host): a function pci.hide hides is absent from 
     assert.ok(c.summary.some((l) => /cannot serve the host FADT's PM1a block: .*overlaps the debug console at 0x402/.test(l)), c.summary.join('\n'));
     // \_S5 is read from the host's DSDT (the X230 powers off with SLP_TYP 7).
     assert.equal(c.config.s5SleepType, 7);
+    // The PCH's GPE0 block answers quiet: unclaimed, its status would read all ones and run
+    // every _Lxx/_Exx of the host's DSDT against hardware the guest does not have.
+    assert.ok(fadt.gpe0Block !== 0 && fadt.gpe0BlockLength > 0);
+    assert.deepEqual(c.config.quietGpe, [{ base: fadt.gpe0Block, length: fadt.gpe0BlockLength }]);
+    assert.ok(c.summary.some((l) => l.includes(`GPE blocks ([0x${fadt.gpe0Block.toString(16)}, `)), c.summary.join('\n'));
   } finally {
     p.done();
   }

@@ -186,7 +186,7 @@ export class Machine implements SystemControl, GsiSink {
     const pmBase = config.acpiPmBase ?? ACPI_PM_BASE;
     const start = process.hrtime.bigint();
     ports.register('acpi-pm', pmBase, ACPI_PM_LENGTH, new AcpiPm(pmBase, this, { s5SleepType: config.s5SleepType ?? 0, nowNs: () => process.hrtime.bigint() - start }));
-    for (const [i, g] of (config.quietGpe ?? []).entries()) ports.register(`gpe${i}-quiet`, g.base, g.length, new QuietGpeBlock(g.base, g.length));
+    for (const g of config.quietGpe ?? []) ports.register(`quiet-gpe@0x${g.base.toString(16)}`, g.base, g.length, new QuietGpeBlock(g.base, g.length));
     const pciConfig: PciMachineConfig = config.pci ?? { planFile: 'machine', ecamBase: DEFAULT_ECAM_BASE, roms: [] };
     this.routes = new MsiRoutes(this.vm);
     // The PC's routing from the start (GSI 0 on IOAPIC pin 2, as the MADT's override says).

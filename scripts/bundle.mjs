@@ -5,7 +5,21 @@
 // module link is slow: in a lab host under TCG, over 9p (docs/lab.md).
 import { build } from 'esbuild';
 
+/**
+ * zod's classic and core entries re-export every locale (`z.locales`, ~390 KB, a sixth of the bundle),
+ * all parsed and evaluated at each start; hvmpt uses none but English, which zod's schemas
+ * import on their own. The namespace is bundled empty.
+ */
+const noZodLocales = {
+  name: 'no-zod-locales',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => (/[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer) ? { path: 'zod-locales', namespace: 'hvmpt-empty' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'hvmpt-empty' }, () => ({ contents: 'export {};', loader: 'js' }));
+  },
+};
+
 const common = {
+  plugins: [noZodLocales],
   bundle: true,
   platform: 'node',
   format: 'esm',

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs';
-import { prestartVcpuThread } from '../vmm/runner.js';
+import { prestartVcpuThread, vcpuThreadsAbandoned } from '../vmm/runner.js';
 
 // `hvmpt run` boots a machine: start its vCPU thread now, so the thread loads its modules
 // while this one loads the CLI and composes the plan (the thread waits, unreferenced). Not
@@ -12,9 +12,12 @@ const { main } = await import('./main.js');
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // A vCPU thread that did not stop (runner.ts, STOP_GRACE_MS) would keep the process alive.
+    if (vcpuThreadsAbandoned()) process.exit(code);
   },
   (err: unknown) => {
     process.stderr.write(`hvmpt: internal error: ${String(err)}\n`);
     process.exitCode = 70;
+    if (vcpuThreadsAbandoned()) process.exit(70);
   },
 );

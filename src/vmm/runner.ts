@@ -59,6 +59,32 @@ export interface RunningMachine {
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 const RING_BYTES = 1 << 20;
+/**
+ * How long running vCPU threads have to end after a stop. A kick ends KVM_RUN at once and every
+ * loop reads the stop word there, so only a thread stuck for good (in the kernel's KVM_RUN, or
+ * device code that never returns) runs past this; it is then abandoned, so that a timeout or a
+ * signal still ends the run. A thread still building the machine is waited for.
+ */
+const STOP_GRACE_MS = 20_000;
+let abandoned = false;
+
+/**
+ * Whether a machine's vCPU thread was abandoned because it did not stop: the process then
+ * holds a thread that will not end, and must exit explicitly once it has cleaned up.
+ */
+export function vcpuThreadsAbandoned(): boolean {
+  return abandoned;
+}
+
+/** What the stop could not end: each vCPU still running, and whether it made exits meanwhile. */
+export function unresponsiveMessage(why: string, graceMs: number, stuck: ReadonlyArray<{ readonly cpu: number; readonly exitsSinceStop: number }>): string {
+  const each = stuck.map((t) =>
+    t.exitsSinceStop > 0
+      ? `vCPU ${t.cpu} (${t.exitsSinceStop} exits since, the stop word unread)`
+      : `vCPU ${t.cpu} (no exit since: in KVM_RUN or in device code that does not return)`,
+  );
+  return `the machine did not stop within ${graceMs / 1000} s of the stop (${why}): ${each.join(', ')}; its thread is abandoned and the process ends after cleaning up`;
+}
 /** Set by the bundler (scripts/bundle.mjs) to the vCPU threads' own bundles; undefined in dist/src. */
 declare const HVMPT_WORKER_FILE: string | undefined;
 declare const HVMPT_AP_WORKER_FILE: string | undefined;
@@ -93,6 +119,10 @@ interface VcpuThread {
   fd?: number;
   started?: { readonly thread: bigint; readonly run: Mapping };
   done: boolean;
+  /** Given up on after a stop it did not answer (STOP_GRACE_MS). */
+  abandoned?: boolean;
+  /** Its worker has exited. */
+  exited?: boolean;
 }
 
 /**
@@ -190,12 +220,19 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
         }, probeMs)
       : undefined;
 
+  let grace: NodeJS.Timeout | undefined;
+  let abandon: (why: string, exitsAtStop: readonly number[]) => void = () => {};
   const stopWith = (reason: StopReason): void => {
     if (finished) return;
     override ??= reason;
     stopping = true;
     Atomics.store(words, STOP, STOP_REQUESTED);
     kickAll();
+    if (grace === undefined) {
+      const exitsAtStop = threads.map((_, cpu) => Atomics.load(words, cpuWord(cpu, EXITS)));
+      const why = reason.kind === 'stopped' ? reason.why : reason.kind;
+      grace = setTimeout(() => abandon(why, exitsAtStop), STOP_GRACE_MS);
+    }
   };
   const stop = (why: string): void => stopWith({ kind: 'stopped', why });
 
@@ -205,6 +242,7 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
     let failure: Error | undefined;
     const finish = (): void => {
       finished = true;
+      if (grace !== undefined) clearTimeout(grace);
       for (const w of replies.values()) w.reject(new MachineError('the machine has stopped'));
       replies.clear();
       channel.port1.close();
@@ -229,6 +267,26 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
       const report: RunReport = { ...bootResult.report, exits: vcpuExits.reduce((a, b) => a + b, 0), vcpuExits };
       const own = bootResult.reason;
       resolve({ reason: own.kind === 'stopped' && override !== undefined ? override : own, report, wallMs: performance.now() - t0 });
+    };
+    abandon = (why: string, exitsAtStop: readonly number[]): void => {
+      if (finished) return;
+      // A thread still building its machine or starting its vCPU (attaching devices, mapping guest
+      // RAM for DMA) reads the stop word once it is ready to run: it is waited for, not given up.
+      if (threads.some((t, cpu) => !t.done && t.started === undefined && (cpu === 0 || t.fd !== undefined))) {
+        grace = setTimeout(() => abandon(why, exitsAtStop), STOP_GRACE_MS);
+        return;
+      }
+      const stuck = threads.flatMap((t, cpu) => (t.done ? [] : [{ cpu, exitsSinceStop: Atomics.load(words, cpuWord(cpu, EXITS)) - exitsAtStop[cpu]! }]));
+      failure ??= new MachineError(unresponsiveMessage(why, STOP_GRACE_MS, stuck));
+      abandoned = true;
+      for (const { cpu } of stuck) {
+        const t = threads[cpu]!;
+        t.done = true;
+        t.abandoned = true;
+        // Ends a thread stuck in JavaScript; one blocked in the kernel stays, and the process exits around it.
+        void t.worker.terminate();
+      }
+      settle();
     };
     const ended = (cpu: number, err?: Error): void => {
       const t = threads[cpu]!;
@@ -292,13 +350,20 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
         });
       }
       t.worker.on('error', (err) => ended(cpu, err));
-      t.worker.on('exit', (code) => ended(cpu, new MachineError(`vCPU ${cpu} thread exited with code ${code} before reporting`)));
+      t.worker.on('exit', (code) => {
+        t.exited = true;
+        ended(cpu, new MachineError(`vCPU ${cpu} thread exited with code ${code} before reporting`));
+      });
     });
   });
   const sendSerial = (bytes: Uint8Array): void => {
     for (const b of bytes) serialIn.push(b);
   };
-  const closed = Promise.all(threads.map((t) => new Promise<void>((resolve) => t.worker.once('exit', () => resolve())))).then(() => undefined);
+  // An abandoned thread may never exit: it no longer holds up the cleanup that waits on this.
+  const closed = done
+    .catch(() => undefined)
+    .then(() => Promise.all(threads.map((t) => (t.abandoned === true ? undefined : new Promise<void>((resolve) => (t.exited ? resolve() : t.worker.once('exit', () => resolve())))))))
+    .then(() => undefined);
   const request = (r: DistributiveOmit<ControlRequest, 'id'>): Promise<ControlResult> => {
     if (finished || stopping) return Promise.reject(new MachineError('the machine is stopping'));
     const id = nextRequest++;

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import {
+  ASLEEP_WORDS,
   bootGuest,
   buildInitrd,
   CpioError,
@@ -145,4 +146,35 @@ test('a guest that never prints the marker is stopped with an error naming the t
   const r = await bootGuest({ kernel: '/dev/null', initrd: new Uint8Array(4), qemu: fake, marker: /READY \d+/ });
   assert.match(r.output, /READY 42/);
   assert.equal(r.rc, undefined);
+});
+
+test('a TCG guest whose QEMU uses no CPU is stopped as asleep for good; one that works is not', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-fakeqemu-'));
+  try {
+    const fake = join(dir, 'qemu');
+    // Asleep: the last console line, then a QEMU that never runs again (a kernel that lost its timer).
+    writeFileSync(fake, '#!/bin/sh\necho "kvm [278]: vcpu0, guest rIP: 0xffffffff Unhandled WRMSR"\nexec sleep 60\n');
+    chmodSync(fake, 0o755);
+    let started = Number.NaN;
+    await assert.rejects(
+      bootGuest({ kernel: '/dev/null', initrd: new Uint8Array(4), qemu: fake, timeoutMs: 50_000, asleepMs: 2_000, onStart: () => (started = Date.now()) }),
+      (err: unknown) => {
+        assert.ok(err instanceof GuestBootError);
+        assert.equal(err.failure, 'asleep');
+        assert.ok(err.message.includes(ASLEEP_WORDS), err.message);
+        assert.match(err.message, /used no CPU for 2 s.*the console ended with:\nkvm \[278\]: vcpu0, guest rIP: 0xffffffff Unhandled WRMSR$/s);
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < 20_000, 'found asleep long before the timeout');
+    // Busy without a word for twice the asleep limit, then done: not asleep.
+    writeFileSync(fake, `#!${process.execPath}\nconst end = Date.now() + 4000;\nwhile (Date.now() < end);\nconsole.log('@@hvmpt-done rc=0');\nsetTimeout(() => {}, 30000);\n`);
+    const r = await bootGuest({ kernel: '/dev/null', initrd: new Uint8Array(4), qemu: fake, timeoutMs: 50_000, asleepMs: 2_000 });
+    assert.equal(r.rc, 0);
+    // Under KVM QEMU's idle says nothing: the same silent QEMU runs to its timeout.
+    writeFileSync(fake, '#!/bin/sh\nexec sleep 60\n');
+    await assert.rejects(bootGuest({ kernel: '/dev/null', initrd: new Uint8Array(4), qemu: fake, accel: 'kvm', timeoutMs: 6_000, asleepMs: 2_000 }), (err: unknown) => err instanceof GuestBootError && err.failure === 'timeout');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { HvmptError } from '../../errors.js';
 import { firmwarePath, readFirmware } from './locate.js';
 
@@ -53,10 +54,85 @@ export function buildGrubImage(config: string = REPORT_CONFIG, modules: readonly
   const key = `${modules.join(' ')}\n${config}`;
   let image = BUILT.get(key);
   if (image === undefined) {
-    image = makeGrubImage(config, modules);
+    image = cachedGrubImage(key, config, modules);
     BUILT.set(key, image);
   }
   return image.slice();
+}
+
+/**
+ * Where built images are kept between processes: $HVMPT_GRUB_CACHE, or hvmpt/grub under
+ * $XDG_CACHE_HOME (~/.cache). A lab host sees this machine's cache read-only, so an image the
+ * run outside built before starting the lab is not built again under TCG.
+ */
+function grubCacheDir(): string {
+  const explicit = process.env['HVMPT_GRUB_CACHE'];
+  if (explicit !== undefined && explicit !== '') return explicit;
+  const xdg = process.env['XDG_CACHE_HOME'];
+  return join(xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.cache'), 'hvmpt', 'grub');
+}
+
+/**
+ * The cache key: the image's inputs (`inputs`, its modules and config) and the GRUB it is built
+ * from (kernel.img, moddep.lst and lnxboot, by size and time), so an upgraded grub-pc-bin builds
+ * afresh.
+ */
+function cacheKey(inputs: string): string | undefined {
+  const h = createHash('sha256').update(`${inputs}\n`);
+  try {
+    const moduleDir = firmwarePath('grubModules');
+    for (const f of [join(moduleDir, 'kernel.img'), join(moduleDir, 'moddep.lst'), firmwarePath('lnxboot')]) {
+      const st = statSync(f);
+      h.update(`${f} ${st.size} ${st.mtimeMs}\n`);
+    }
+  } catch {
+    // A missing GRUB is makeGrubImage's to report, with the package to install.
+    return undefined;
+  }
+  return h.digest('hex');
+}
+
+/**
+ * mkdir -p one level at a time: node's recursive mkdir loops without end where a parent refuses
+ * creation oddly (seen under /proc), and a lab host's read-only view of this machine must fail
+ * at once.
+ */
+function makeDirs(dir: string): void {
+  const parent = dirname(dir);
+  if (parent !== dir && !existsSync(parent)) makeDirs(parent);
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+function cachedGrubImage(inputs: string, config: string, modules: readonly string[]): Uint8Array {
+  const key = cacheKey(inputs);
+  const dir = grubCacheDir();
+  const file = key === undefined ? undefined : join(dir, `${key}.img`);
+  if (file !== undefined) {
+    try {
+      const bytes = readFileSync(file);
+      // lnxboot's header says 'HdrS' at 0x202: a cut or foreign file is built again.
+      if (bytes.length > 0x206 && bytes.toString('latin1', 0x202, 0x206) === 'HdrS') return new Uint8Array(bytes);
+    } catch {
+      // Not built yet.
+    }
+  }
+  const image = makeGrubImage(config, modules);
+  if (file !== undefined) {
+    // Best effort: a read-only cache (a lab host's view of this machine) just builds each time.
+    try {
+      makeDirs(dir);
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, image);
+      renameSync(tmp, file);
+    } catch {
+      // Kept in this process only.
+    }
+  }
+  return image;
 }
 
 const BUILT = new Map<string, Uint8Array>();

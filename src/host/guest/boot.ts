@@ -4,7 +4,7 @@
  * the guest stops, or time runs out.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -16,8 +16,11 @@ import { ensureDebianKernel } from './kernel.js';
 export class GuestBootError extends HvmptError {
   /** Everything the guest printed before the failure. */
   readonly output: string;
-  /** What went wrong: QEMU could not start, QEMU stopped first, time ran out, or the boot media could not be made. */
-  readonly failure: 'spawn' | 'stopped' | 'timeout' | 'setup';
+  /**
+   * What went wrong: QEMU could not start, QEMU stopped first, time ran out, the guest fell
+   * asleep for good (a TCG QEMU that used no CPU for ASLEEP_MS), or the boot media could not be made.
+   */
+  readonly failure: 'spawn' | 'stopped' | 'timeout' | 'asleep' | 'setup';
   /** QEMU's last stderr lines, when it stopped. */
   readonly qemuSaid: string;
   constructor(message: string, output: string, failure: GuestBootError['failure'] = 'setup', qemuSaid = '') {
@@ -64,6 +67,8 @@ export interface BootOptions {
   readonly marker?: string | RegExp;
   /** Default 300 s: software emulation on a 2-core machine that other work shares can be very slow (a hang net, not a budget). Infinity: no limit. */
   readonly timeoutMs?: number;
+  /** Under TCG, how long QEMU may use no CPU before the guest counts as asleep for good (ASLEEP_MS). */
+  readonly asleepMs?: number;
   /** Hears every piece of console output as it arrives (progress, live logs). */
   readonly onOutput?: (text: string) => void;
   /** Hears when QEMU is about to start, after any wait for a guest slot (which no boot timer should count). */
@@ -164,6 +169,35 @@ async function listenForPort(path: string, listener: (bytes: Uint8Array) => void
  */
 export const HARNESS_APPEND = ['console=ttyS0', 'panic=-1', 'loglevel=3', 'no_timer_check'] as const;
 
+/**
+ * A TCG guest whose QEMU used no CPU for this long has lost its timer interrupt and sleeps for
+ * good (docs/lab.md, Limits): an idle Linux under TCG still wakes many times a second.
+ */
+export const ASLEEP_MS = 90_000;
+/** The words every asleep failure carries, which `npm test` looks for to run a file once more. */
+export const ASLEEP_WORDS = 'the guest fell asleep for good';
+
+/**
+ * The CPU time a process's threads have had, in ns (/proc/PID/task/TID/schedstat: exact, where
+ * /proc/PID/stat's clock ticks can miss a QEMU that wakes briefly now and then), or undefined
+ * once it is gone.
+ */
+function cpuNs(pid: number): bigint | undefined {
+  try {
+    let sum = 0n;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        sum += BigInt(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0] ?? '0');
+      } catch {
+        // A thread that ended between the listing and the read.
+      }
+    }
+    return sum;
+  } catch {
+    return undefined;
+  }
+}
+
 /** How long to wait, after QEMU is stopped, for the last bytes already on their way. */
 const DRAIN_MS = 5_000;
 
@@ -231,6 +265,7 @@ export async function bootGuest(options: BootOptions): Promise<GuestRun> {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        clearInterval(asleep);
         options.signal?.removeEventListener('abort', onAbort);
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         // Whatever QEMU wrote before it stopped is still in the pipes and sockets: read it all.
@@ -245,6 +280,23 @@ export async function bootGuest(options: BootOptions): Promise<GuestRun> {
           : setTimeout(() => {
               finish(new GuestBootError(`no ${String(marker)} within ${timeoutMs / 1000} s; the console ended with:\n${tail(output) || '(nothing)'}`, output, 'timeout'));
             }, timeoutMs);
+      // Only a TCG QEMU's CPU time says the guest sleeps: a KVM guest's idle is the host's.
+      const accelAt = args.indexOf('-accel');
+      const tcg = accelAt >= 0 && (args[accelAt + 1] ?? '').startsWith('tcg');
+      const asleepMs = options.asleepMs ?? ASLEEP_MS;
+      let ran: bigint | undefined;
+      let ranSince = Date.now();
+      const asleep =
+        tcg && child.pid !== undefined
+          ? setInterval(() => {
+              const now = cpuNs(child.pid!);
+              if (now === undefined) return;
+              if (now !== ran) [ran, ranSince] = [now, Date.now()];
+              else if (Date.now() - ranSince >= asleepMs) {
+                finish(new GuestBootError(`${ASLEEP_WORDS}: its QEMU (TCG) used no CPU for ${asleepMs / 1000} s, the sign of a kernel that lost its timer interrupt (docs/lab.md, Limits); the console ended with:\n${tail(output) || '(nothing)'}`, output, 'asleep'));
+              }
+            }, Math.min(5_000, asleepMs / 4))
+          : undefined;
       if (options.signal?.aborted === true) return onAbort();
       options.signal?.addEventListener('abort', onAbort);
       child.stdout.setEncoding('utf8');

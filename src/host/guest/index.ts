@@ -4,7 +4,7 @@
  * (E820 oracles) and meant for the ACPI tests (initrd table upgrade) and the pass-through
  * back-end tests (q35 + intel-iommu + edu, host root over 9p, modules, chroot).
  */
-export { bootGuest, GuestBootError, parseSections, type BootOptions, type GuestRun, type GuestSection } from './boot.js';
+export { ASLEEP_WORDS, bootGuest, GuestBootError, parseSections, type BootOptions, type GuestRun, type GuestSection } from './boot.js';
 export { buildInitrd, MARKER_DONE, MARKER_READY, type GuestFile, type InitrdOptions } from './initramfs.js';
 export { ensureDebianKernel, guestCacheDir, resolveModules, GuestSetupError, type DebianKernel, type ModuleFile } from './kernel.js';
 export { readCpio, writeCpio, concat, CpioError, type CpioEntry } from './cpio.js';

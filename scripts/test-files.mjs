@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// Runs test files for scripts/run-tests.mjs, here or inside a lab host: each file in its own
+// `node --test`, two at a time, and each file's whole TAP printed in one piece when it ends,
+// between `# test-file FILE` and `# test-file-end FILE STATUS [asleep]`; `asleep` when the file
+// failed and said that a guest it booted fell asleep for good (GuestBootError, docs/lab.md,
+// Limits), a failure of TCG's and not of the test's, which run-tests answers by running the
+// file once more. A `# test-progress FILE` line goes out whenever one of its tests ends. The
+// runner thus knows which files are done, and how recently a lab host made progress, when one
+// stops or stalls: it runs only the files not done again, in a fresh lab host.
+//
+// Usage: node scripts/test-files.mjs LIMIT_MS [NODE_TEST_OPTION...] FILE...
+import { spawnGroup } from './process-groups.mjs';
+import { ASLEEP_WORDS } from '../dist/src/host/guest/boot.js';
+
+const CONCURRENCY = 2;
+const [limitMs, ...rest] = process.argv.slice(2);
+const options = rest.filter((a) => a.startsWith('-'));
+const files = rest.filter((a) => !a.startsWith('-'));
+if (!/^\d+$/.test(limitMs ?? '') || files.length === 0) {
+  process.stderr.write('usage: test-files.mjs LIMIT_MS [NODE_TEST_OPTION...] FILE...\n');
+  process.exit(2);
+}
+
+const ENDED = /^\s*(not )?ok \d+ /;
+let failed = false;
+
+function runFile(file) {
+  return new Promise((resolve) => {
+    const args = ['--test', '--test-reporter=tap', `--test-timeout=${limitMs}`, '--test-force-exit', ...options, file];
+    const child = spawnGroup(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    let partial = '';
+    // The words may fall across two chunks: the tail of the last one is kept with the next.
+    let errTail = '';
+    let asleep = false;
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      process.stderr.write(chunk);
+      const seen = errTail + chunk;
+      asleep ||= seen.includes(ASLEEP_WORDS);
+      errTail = seen.slice(-ASLEEP_WORDS.length);
+    });
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      text += chunk;
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop();
+      if (lines.some((l) => ENDED.test(l))) process.stdout.write(`# test-progress ${file}\n`);
+    });
+    child.on('close', (code, signal) => {
+      const status = code ?? (signal !== null ? 1 : 0);
+      if (status !== 0) failed = true;
+      const body = text.endsWith('\n') || text === '' ? text : `${text}\n`;
+      const slept = status !== 0 && (asleep || text.includes(ASLEEP_WORDS)) ? ' asleep' : '';
+      process.stdout.write(`# test-file ${file}\n${body}# test-file-end ${file} ${status}${slept}\n`);
+      resolve();
+    });
+  });
+}
+
+const queue = [...files];
+async function worker() {
+  for (let f = queue.shift(); f !== undefined; f = queue.shift()) await runFile(f);
+}
+await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, worker));
+process.exit(failed ? 1 : 0);

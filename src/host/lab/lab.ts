@@ -99,8 +99,21 @@ const lines = (text: string, mark: string): string[] =>
     .filter((l) => l.startsWith(mark + ' ') || l === mark)
     .map((l) => l.slice(mark.length + 1));
 
-function consoleTail(text: string): string {
-  return text.trimEnd().split('\n').slice(-25).join('\n');
+/** The first line of a report by the lab kernel about itself: an oops, a panic, a lockup, a stall. */
+const KERNEL_REPORT = /\] (BUG: |Oops|Kernel panic|general protection fault|watchdog: |rcu: INFO|INFO: task |corrupted stack|stack guard page)/;
+
+/**
+ * The console's last 25 lines; where those are the middle of a kernel report (a stack trace),
+ * the report's first lines before them, which say what it is.
+ */
+export function consoleTail(text: string): string {
+  const all = text.trimEnd().split('\n');
+  const tail = all.slice(-25);
+  let start = all.findLastIndex((l, i) => i < all.length - 25 && KERNEL_REPORT.test(l));
+  if (start < 0 || tail.some((l) => KERNEL_REPORT.test(l))) return tail.join('\n');
+  // A report's heading may take several such lines ("BUG: ...", then "stack guard page: ...").
+  while (start > 0 && KERNEL_REPORT.test(all[start - 1]!)) start--;
+  return [...all.slice(start, Math.min(start + 4, all.length - 25)), '...', ...tail].join('\n');
 }
 
 /** The harness's failure, said in the lab's terms. */
@@ -205,7 +218,12 @@ export async function runLab(options: LabOptions): Promise<LabRun> {
 
   const write = (sink: NodeJS.WriteStream) => (b: Uint8Array) => void sink.write(b);
   // Stopped from outside, the lab host goes too (QEMU is this process's child, not its group's).
-  const onSignal = (signal: NodeJS.Signals): void => abort.abort(new LabError(`stopped by ${signal}`, { input: 'hvmpt lab' }));
+  // Its console goes with the error: a caller that stops a lab host that stalled (npm test) wants
+  // the lab kernel's last words (RCU stalls, soft lockups, hung tasks).
+  const onSignal = (signal: NodeJS.Signals): void => {
+    const tail = console_.trim() === '' ? '' : `; its console ended with:\n${consoleTail(console_)}`;
+    abort.abort(new LabError(`stopped by ${signal}${tail}`, { input: 'hvmpt lab' }));
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {

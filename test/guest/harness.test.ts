@@ -115,6 +115,11 @@ test('modules resolve with their dependencies first, from the modules\' own .mod
   before('uio', 'uio_pci_generic');
   assert.equal(new Set(order).size, order.length);
   assert.throws(() => resolveModules(kernel, ['no_such_module']), /no module 'no_such_module'/);
+  // busybox insmod reads no /proc/cmdline: a module's parameters go on its own insmod line.
+  const init = readCpio(buildInitrd({ kernel, modules: ['uio_pci_generic'], moduleParams: { uio: 'x=1' } })).find((e) => e.path === 'init');
+  const text = init?.kind === 'file' ? new TextDecoder().decode(init.data) : '';
+  assert.match(text, /^insmod \/lib\/modules\/uio\.ko x=1 \|\| /m);
+  assert.match(text, /^insmod \/lib\/modules\/uio_pci_generic\.ko \|\| /m);
 });
 
 test('a guest that never prints the marker is stopped with an error naming the timeout and its last lines', async () => {

@@ -36,6 +36,8 @@ export interface InitrdOptions {
   readonly files?: readonly GuestFile[];
   /** Kernel modules to load, by name; their dependencies come too, loaded first. Needs `kernel`. */
   readonly modules?: readonly string[];
+  /** Parameters for modules /init loads, by module name (`{ kvm_amd: 'vgif=0' }`): busybox insmod reads no /proc/cmdline. */
+  readonly moduleParams?: Readonly<Record<string, string>>;
   readonly kernel?: DebianKernel;
   /** Files for the uncompressed early cpio placed ahead of the initramfs (kernel/firmware/acpi/*.aml). */
   readonly early?: readonly GuestFile[];
@@ -90,7 +92,7 @@ function withParents(files: ReadonlyArray<{ path: string; data: Uint8Array; mode
   return out;
 }
 
-function defaultInit(script: string, modules: readonly string[]): string {
+function defaultInit(script: string, modules: readonly string[], params: Readonly<Record<string, string>>): string {
   return `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -106,7 +108,7 @@ section() {
   echo "@@hvmpt-end $__name rc=$__rc"
   return $__rc
 }
-${modules.map((m) => `insmod /lib/modules/${m}.ko || echo "@@hvmpt-insmod-failed ${m}"`).join('\n')}
+${modules.map((m) => `insmod /lib/modules/${m}.ko${params[m] === undefined ? '' : ` ${params[m]}`} || echo "@@hvmpt-insmod-failed ${m}"`).join('\n')}
 echo ${MARKER_READY}
 (
 ${script}
@@ -137,7 +139,7 @@ export function buildInitrd(options: InitrdOptions = {}): Uint8Array {
   // Linux opens /dev/console for init's stdio before anything is mounted.
   base.push({ kind: 'char', path: 'dev/console', major: 5, minor: 1 });
   base.push({ kind: 'file', path: 'bin/busybox', data: busybox, mode: 0o755 });
-  const init = options.init ?? defaultInit(options.script ?? '', moduleFiles.map((m) => m.name));
+  const init = options.init ?? defaultInit(options.script ?? '', moduleFiles.map((m) => m.name), options.moduleParams ?? {});
   const files = [
     { path: 'init', data: new TextEncoder().encode(init), mode: 0o755 },
     ...moduleFiles.map((m) => ({ path: `lib/modules/${m.name}.ko`, data: new Uint8Array(readFileSync(m.path)), mode: 0o644 })),

@@ -6,7 +6,8 @@
 // Limits), a failure of TCG's and not of the test's, which run-tests answers by running the
 // file once more. A `# test-progress FILE` line goes out whenever one of its tests ends. The
 // runner thus knows which files are done, and how recently a lab host made progress, when one
-// stops or stalls: it runs only the files not done again, in a fresh lab host.
+// stops or stalls: it runs only the files not done again, in a fresh lab host. `# test-alive`
+// every 10 s says that the machine it runs on still runs at all.
 //
 // Usage: node scripts/test-files.mjs LIMIT_MS [NODE_TEST_OPTION...] FILE...
 import { spawnGroup } from './process-groups.mjs';
@@ -58,9 +59,14 @@ function runFile(file) {
   });
 }
 
+// A line every ALIVE_MS says this machine still runs: in a lab host that wedged (its kernel's
+// CPUs stuck in nested guests), nothing does, and run-tests replaces it without waiting for a test.
+const ALIVE_MS = 10_000;
+const alive = setInterval(() => process.stdout.write('# test-alive\n'), ALIVE_MS);
 const queue = [...files];
 async function worker() {
   for (let f = queue.shift(); f !== undefined; f = queue.shift()) await runFile(f);
 }
 await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, worker));
+clearInterval(alive);
 process.exit(failed ? 1 : 0);

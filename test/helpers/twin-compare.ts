@@ -101,6 +101,15 @@ export const GUEST_CONFIG_SCRIPT =
   `section config sh -c 'for d in /sys/bus/pci/devices/*; do echo "\${d##*/} Function"; ` +
   `hexdump -v -e "16/1 \\"%02x \\" \\"\\\\n\\"" $d/config | awk "{ sub(/ +\\$/, \\"\\"); printf \\"%02x: %s\\\\n\\", (NR-1)*16, \\$0 }"; echo; done'`;
 
+/**
+ * A section's text without the guest kernel's own console lines: the section shares the serial
+ * console with them, and a nested guest under TCG reports RCU stalls and soft lockups, which may
+ * cut one of the script's lines in two (`f20: 00 00[   45.919106] rcu: INFO: ...` then ` 00 00`).
+ */
+export function withoutKernelLines(text: string): string {
+  return text.replace(/\[\s*\d+\.\d{6}\] [^\n]*\n/g, '');
+}
+
 /** The parts of lspci's decode that a function keeps whatever firmware and drivers program: its identity and its capabilities' places and kinds. */
 export function staticDecode(block: string): string {
   const lines = block.split('\n');

@@ -145,6 +145,16 @@ test('a guest that never prints the marker is stopped with an error naming the t
     bootGuest({ kernel: '/dev/null', initrd: new Uint8Array(4), qemu: fake }),
     /stopped \(exit 3\) before .*; it said: qemu: bad option; the console ended with:\nKernel panic/,
   );
+  // A guest that resets under -no-reboot: QEMU exits 0 with nothing on stderr, and says so.
+  writeFileSync(fake, '#!/bin/sh\necho "[  521.0] rcu: INFO: rcu_sched self-detected stall on CPU"\nexit 0\n');
+  await assert.rejects(bootGuest({ kernel: '/dev/null', initrd: new Uint8Array(4), qemu: fake }), (err: unknown) => {
+    assert.ok(err instanceof GuestBootError);
+    assert.equal(err.failure, 'stopped');
+    assert.equal(err.qemuEnded, 'exit 0');
+    assert.equal(err.qemuSaid, '');
+    assert.match(err.message, /stopped \(exit 0\) before .*; the console ended with:\n.*rcu_sched self-detected stall/);
+    return true;
+  });
   await assert.rejects(bootGuest({ kernel: '/dev/null', initrd: new Uint8Array(4), qemu: join(dir, 'missing') }), /cannot run .*missing/);
   // A custom marker ends the wait as soon as it appears.
   writeFileSync(fake, '#!/bin/sh\necho "booting"\necho "READY 42"\nexec sleep 30\n');

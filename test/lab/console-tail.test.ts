@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { consoleTail } from '../../src/host/lab/lab.js';
+import { consoleTail, howQemuEnded } from '../../src/host/lab/lab.js';
 
 const trace = (n: number): string[] => Array.from({ length: n }, (_, i) => `[  171.777019]  ? frame_${i}+0x10/0x20`);
 
@@ -19,4 +19,12 @@ test('a lab console cut inside a kernel report keeps what the report is about', 
   assert.equal(consoleTail(whole), whole);
   const quiet = ['@@hvmpt-lab-up', ...trace(40)].join('\n');
   assert.equal(consoleTail(quiet), trace(40).slice(-25).join('\n'));
+});
+
+test('a lab host whose QEMU ended without a word is said to have reset itself only when QEMU exited 0', () => {
+  // The lab runs QEMU with -no-reboot: a reboot or triple fault of the lab kernel ends QEMU with 0.
+  assert.match(howQemuEnded('exit 0'), /^QEMU exit 0: the lab host reset itself, a reboot or a triple fault/);
+  assert.equal(howQemuEnded('exit 1'), 'QEMU exit 1');
+  assert.equal(howQemuEnded('SIGKILL'), 'QEMU SIGKILL');
+  assert.equal(howQemuEnded(''), 'QEMU ended');
 });

@@ -23,11 +23,14 @@ export class GuestBootError extends HvmptError {
   readonly failure: 'spawn' | 'stopped' | 'timeout' | 'asleep' | 'setup';
   /** QEMU's last stderr lines, when it stopped. */
   readonly qemuSaid: string;
-  constructor(message: string, output: string, failure: GuestBootError['failure'] = 'setup', qemuSaid = '') {
+  /** How QEMU ended, when it stopped: `exit N` or the signal's name. */
+  readonly qemuEnded: string;
+  constructor(message: string, output: string, failure: GuestBootError['failure'] = 'setup', qemuSaid = '', qemuEnded = '') {
     super(message, { input: 'linux guest', at: 'serial console' });
     this.output = output;
     this.failure = failure;
     this.qemuSaid = qemuSaid;
+    this.qemuEnded = qemuEnded;
   }
 }
 
@@ -314,14 +317,16 @@ export async function bootGuest(options: BootOptions): Promise<GuestRun> {
       child.on('close', (code, signal) => {
         if (seen()) return finish();
         const said = stderr.trim().split('\n').slice(-3).join(' / ');
+        const ended = signal ?? `exit ${code}`;
         finish(
           new GuestBootError(
-            `${qemu} stopped (${signal ?? `exit ${code}`}) before ${String(marker)}` +
+            `${qemu} stopped (${ended}) before ${String(marker)}` +
               (said !== '' ? `; it said: ${said}` : '') +
               `; the console ended with:\n${tail(output) || '(nothing)'}`,
             output,
             'stopped',
             said,
+            ended,
           ),
         );
       });

@@ -116,6 +116,15 @@ export function consoleTail(text: string): string {
   return [...all.slice(start, Math.min(start + 4, all.length - 25)), '...', ...tail].join('\n');
 }
 
+/**
+ * QEMU runs the lab host with -no-reboot, so a clean exit with nothing on stderr means the lab
+ * host reset itself: a reboot, or a triple fault, which leaves no panic line on the console.
+ */
+export function howQemuEnded(ended: string): string {
+  if (ended === 'exit 0') return 'QEMU exit 0: the lab host reset itself, a reboot or a triple fault (QEMU runs it with -no-reboot)';
+  return ended === '' ? 'QEMU ended' : `QEMU ${ended}`;
+}
+
 /** The harness's failure, said in the lab's terms. */
 function labBootError(err: GuestBootError, up: boolean): LabBootError {
   const when = up ? 'while the command ran' : 'before it came up';
@@ -125,7 +134,7 @@ function labBootError(err: GuestBootError, up: boolean): LabBootError {
       return new LabBootError(`${err.detail}; scripts/setup.sh installs it`, err.output);
     case 'stopped':
       return new LabBootError(
-        err.qemuSaid !== '' ? `QEMU stopped ${up ? 'while the command ran' : 'before the lab host came up'}: ${err.qemuSaid}${tail}` : `the lab host stopped ${when}${tail}`,
+        err.qemuSaid !== '' ? `QEMU stopped ${up ? 'while the command ran' : 'before the lab host came up'}: ${err.qemuSaid}${tail}` : `the lab host stopped ${when} (${howQemuEnded(err.qemuEnded)})${tail}`,
         err.output,
       );
     default:

@@ -40,6 +40,8 @@ test('hvmpt lab: devices where sysfs finds them, vfio behind an Intel IOMMU, /de
       'echo "peer-addr $HVMPT_LAB_PEER_ADDR $(ip -6 addr show dev $HVMPT_LAB_PEER | grep -c tentative)"',
       'for b in $HVMPT_LAB_PCI; do echo "pci $b $(cat /sys/bus/pci/devices/$b/vendor):$(cat /sys/bus/pci/devices/$b/device) parent=$(basename $(dirname $(readlink -f /sys/bus/pci/devices/$b)))"; done',
       'test -c /dev/kvm && echo kvm-present',
+      // The caller's environment goes in, but for what means nothing there (NOT_PASSED).
+      'echo "env-passed ${HVMPT_LAB_TEST_VAR:-unset} ca ${NODE_EXTRA_CA_CERTS:-unset} kvm ${HVMPT_KVM:-unset}"',
       'node --input-type=module -e "const m = await import(\'' + join(REPO_ROOT, 'dist/src/vmm/kvm/probe.js') + '\'); console.log(\'probe\', m.probeKvm().kind)"',
       'touch /hvmpt-lab-write-test 2>/dev/null && echo root-writable || echo root-read-only',
       'echo x > "$TMPDIR/written" && echo "tmpdir-writable $TMPDIR"',
@@ -69,7 +71,7 @@ test('hvmpt lab: devices where sysfs finds them, vfio behind an Intel IOMMU, /de
     const r = hvmpt(
       ['lab', '--iommu', 'intel', '--device', 'pcie-root-port,id=rp1', '--device', 'edu,bus=rp1', '--device', 'e1000e', '--device', `nvme:${image}`,
         '--device', 'pci-bridge,id=br1', '--device', `virtio-blk:${image},bus=br1`, '--timeout', '600', '--', script],
-      { env: { ...process.env, TMPDIR: tmp }, cwd: work },
+      { env: { ...process.env, TMPDIR: tmp, HVMPT_LAB_TEST_VAR: 'a b\'c', NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', HVMPT_KVM: 'lab' }, cwd: work },
     );
     assert.equal(r.status, 7, `the command's status; stderr:\n${r.stderr}`);
     assert.match(r.stderr, /^hvmpt lab: (TCG \(-cpu max\)|KVM \(-cpu host\)): /m);
@@ -94,6 +96,7 @@ test('hvmpt lab: devices where sysfs finds them, vfio behind an Intel IOMMU, /de
 
     assert.match(r.stdout, /^peer-addr fe80::[0-9a-f:]+ 0$/m);
     assert.ok(lines.includes('kvm-present'), r.stdout);
+    assert.ok(lines.includes("env-passed a b'c ca unset kvm unset"), r.stdout);
     assert.ok(lines.includes('probe paging'), 'the monitor\'s probe finds a /dev/kvm that runs paging guests in the lab');
     assert.ok(lines.includes('root-read-only'), r.stdout);
     assert.ok(lines.includes(`tmpdir-writable ${tmp}`), r.stdout);

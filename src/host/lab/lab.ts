@@ -20,10 +20,12 @@ export const LAB_MODULES = [
 ] as const;
 
 /**
- * Variables not passed into the lab: the lab decision itself (a lab never starts another), and
- * node's test-runner channel, which means nothing across the lab's serial ports.
+ * Variables not passed into the lab: the lab decision itself (a lab never starts another),
+ * node's test-runner channel, which means nothing across the lab's serial ports, and node's extra
+ * CA file, which every node reads and parses at start (about 1 s a process in a TCG lab host)
+ * and which has no use in a lab with no network beyond its hub.
  */
-const NOT_PASSED = new Set(['HVMPT_KVM', 'NODE_TEST_CONTEXT']);
+const NOT_PASSED: ReadonlySet<string> = new Set(['HVMPT_KVM', 'NODE_TEST_CONTEXT', 'NODE_EXTRA_CA_CERTS']);
 
 export const LAB_DEFAULTS = { memory: '2G', cpus: 1, iommu: 'none' as LabIommu, bootTimeoutS: 300 };
 
@@ -125,6 +127,9 @@ export function howQemuEnded(ended: string): string {
   return ended === '' ? 'QEMU ended' : `QEMU ${ended}`;
 }
 
+/** A panic resets the lab host too (panic=-1), and its console then says why itself. */
+const PANIC = /Kernel panic - not syncing/;
+
 /** The harness's failure, said in the lab's terms. */
 function labBootError(err: GuestBootError, up: boolean): LabBootError {
   const when = up ? 'while the command ran' : 'before it came up';
@@ -134,7 +139,7 @@ function labBootError(err: GuestBootError, up: boolean): LabBootError {
       return new LabBootError(`${err.detail}; scripts/setup.sh installs it`, err.output);
     case 'stopped':
       return new LabBootError(
-        err.qemuSaid !== '' ? `QEMU stopped ${up ? 'while the command ran' : 'before the lab host came up'}: ${err.qemuSaid}${tail}` : `the lab host stopped ${when} (${howQemuEnded(err.qemuEnded)})${tail}`,
+        err.qemuSaid !== '' ? `QEMU stopped ${up ? 'while the command ran' : 'before the lab host came up'}: ${err.qemuSaid}${tail}` : `the lab host stopped ${when}${PANIC.test(err.output) ? '' : ` (${howQemuEnded(err.qemuEnded)})`}${tail}`,
         err.output,
       );
     default:

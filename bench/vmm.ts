@@ -358,7 +358,7 @@ async function inLab(args: readonly string[], why: string): Promise<void> {
   const accel = labAccel();
   process.stdout.write(`lab: ${why}: the benchmark runs in a ${accel.kind === 'kvm' ? 'KVM' : 'TCG'} lab host; each ratio is against QEMU-KVM and the C loop in that lab\n`);
   const bench = join(REPO, 'dist', 'bench', 'run.js');
-  const r = spawnSync(process.execPath, [hvmptEntry(import.meta.url), 'lab', '--memory', '3G', '--', process.execPath, bench, 'vmm', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync(process.execPath, [hvmptEntry(import.meta.url), 'lab', '--memory', '3G', '--cpus', '2', '--', process.execPath, bench, 'vmm', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) process.exitCode = r.status ?? 1;
 }
 

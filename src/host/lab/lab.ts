@@ -137,11 +137,11 @@ function labBootError(err: GuestBootError, up: boolean): LabBootError {
   switch (err.failure) {
     case 'spawn':
       return new LabBootError(`${err.detail}; scripts/setup.sh installs it`, err.output);
-    case 'stopped':
-      return new LabBootError(
-        err.qemuSaid !== '' ? `QEMU stopped ${up ? 'while the command ran' : 'before the lab host came up'}: ${err.qemuSaid}${tail}` : `the lab host stopped ${when}${PANIC.test(err.output) ? '' : ` (${howQemuEnded(err.qemuEnded)})`}${tail}`,
-        err.output,
-      );
+    case 'stopped': {
+      if (err.qemuSaid !== '') return new LabBootError(`QEMU stopped ${up ? 'while the command ran' : 'before the lab host came up'}: ${err.qemuSaid}${tail}`, err.output);
+      const how = PANIC.test(err.output) ? '' : ` (${howQemuEnded(err.qemuEnded)})`;
+      return new LabBootError(`the lab host stopped ${when}${how}${tail}`, err.output);
+    }
     default:
       return new LabBootError(`the lab host failed ${when}: ${err.detail}`, err.output);
   }

@@ -13,6 +13,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { kvmRoute } from '../dist/src/cli/lab.js';
 import { spawnGroup } from './process-groups.mjs';
+import { kvmNeed } from './test-needs.mjs';
 import { ASLEEP_WORDS } from '../dist/src/host/guest/boot.js';
 
 function walk(dir) {
@@ -36,13 +37,6 @@ const files = walk('dist/test')
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
-}
-
-/** 'paging', 'kvm' or undefined: what a test file needs of /dev/kvm. */
-function kvmNeed(file) {
-  const text = readFileSync(file, 'utf8');
-  if (!text.includes('skipUnlessKvm(')) return undefined;
-  return /skipUnlessKvm\([^)]*paging: true/.test(text) ? 'paging' : 'kvm';
 }
 
 const haveQemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { stdio: 'ignore' }).status === 0;
@@ -110,7 +104,7 @@ function runFiles(files, { inLab: labHost = false, timeoutS = 0, env = process.e
   let open;
   let partial = '';
   let stalled;
-  const runner = ['scripts/test-files.mjs', String(labHost ? FILE_LIMIT_MS.lab : FILE_LIMIT_MS.here), ...passThrough, ...files];
+  const runner = ['scripts/test-files.mjs', String(labHost ? FILE_LIMIT_MS.lab : FILE_LIMIT_MS.here), ...(labHost ? ['--one-linux-guest'] : []), ...passThrough, ...files];
   const args = labHost ? [JSON.parse(readFileSync('package.json', 'utf8')).bin.hvmpt, 'lab', '--memory', '4G', '--cpus', '2', '--timeout', String(timeoutS), '--', process.execPath, ...runner] : runner;
   const child = spawnGroup(process.execPath, args, { stdio: ['ignore', 'pipe', labHost ? 'pipe' : 'inherit'], env });
   // hvmpt lab's own failure, a lab host fallen asleep among them, is passed on and kept for the reason.

@@ -9,16 +9,21 @@
 // stops or stalls: it runs only the files not done again, in a fresh lab host. `# test-alive`
 // every 10 s says that the machine it runs on still runs at all.
 //
-// Usage: node scripts/test-files.mjs LIMIT_MS [NODE_TEST_OPTION...] FILE...
+// With --one-linux-guest (in a lab host) no two files that boot Linux guests run at once
+// (scripts/test-needs.mjs, bootsLinux); another file may run beside one.
+//
+// Usage: node scripts/test-files.mjs LIMIT_MS [--one-linux-guest] [NODE_TEST_OPTION...] FILE...
 import { spawnGroup } from './process-groups.mjs';
+import { bootsLinux } from './test-needs.mjs';
 import { ASLEEP_WORDS } from '../dist/src/host/guest/boot.js';
 
 const CONCURRENCY = 2;
 const [limitMs, ...rest] = process.argv.slice(2);
-const options = rest.filter((a) => a.startsWith('-'));
+const oneLinuxGuest = rest.includes('--one-linux-guest');
+const options = rest.filter((a) => a.startsWith('-') && a !== '--one-linux-guest');
 const files = rest.filter((a) => !a.startsWith('-'));
 if (!/^\d+$/.test(limitMs ?? '') || files.length === 0) {
-  process.stderr.write('usage: test-files.mjs LIMIT_MS [NODE_TEST_OPTION...] FILE...\n');
+  process.stderr.write('usage: test-files.mjs LIMIT_MS [--one-linux-guest] [NODE_TEST_OPTION...] FILE...\n');
   process.exit(2);
 }
 
@@ -64,8 +69,25 @@ function runFile(file) {
 const ALIVE_MS = 10_000;
 const alive = setInterval(() => process.stdout.write('# test-alive\n'), ALIVE_MS);
 const queue = [...files];
+const linux = new Set(oneLinuxGuest ? files.filter(bootsLinux) : []);
+/** The Linux-booting file running now, if any: until it ends, a worker takes only other files. */
+let linuxRunning;
+/** The next file this worker may start: the first in order, skipping Linux files while one runs. */
+function take() {
+  const i = queue.findIndex((f) => !linux.has(f) || linuxRunning === undefined);
+  return i < 0 ? undefined : queue.splice(i, 1)[0];
+}
 async function worker() {
-  for (let f = queue.shift(); f !== undefined; f = queue.shift()) await runFile(f);
+  while (queue.length > 0) {
+    const f = take();
+    if (f === undefined) {
+      await linuxRunning;
+      continue;
+    }
+    const run = runFile(f);
+    if (linux.has(f)) linuxRunning = run.then(() => (linuxRunning = undefined));
+    await run;
+  }
 }
 await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, worker));
 clearInterval(alive);

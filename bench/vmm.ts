@@ -10,6 +10,7 @@ import { firmwarePath } from '../src/host/firmware/locate.js';
 import { hvmptEntry } from '../src/host/package-root.js';
 import { runMachine } from '../src/vmm/runner.js';
 import { kvmRoute, labAccel } from '../src/cli/lab.js';
+import { compileCli } from '../src/cli/code-cache.js';
 
 /**
  * `npm run bench -- vmm [--iterations N] [--repeat R] [--boots B] [--only exit|smp|boot|start]`
@@ -307,9 +308,9 @@ function timeToSeabios(command: string, argv: readonly string[], log: string): P
 }
 
 /** Seconds a command takes, start to exit. */
-function timed(command: string, argv: readonly string[]): number {
+function timed(command: string, argv: readonly string[], env: Record<string, string> = {}): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(command, [...argv], { stdio: 'ignore' });
+  const r = spawnSync(command, [...argv], { stdio: 'ignore', env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`${command} ${argv.join(' ')} exited ${r.status}`);
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
@@ -328,12 +329,16 @@ async function startBench(args: readonly string[]): Promise<void> {
     const qe: number[] = [];
     const node: number[] = [];
     const version: number[] = [];
+    const versionCold: number[] = [];
     for (let i = 0; i < runs; i++) {
       hv.push(await timeToSeabios(process.execPath, [cli, 'run', plan, '--firmware-log', log, '--no-lab'], log));
       qe.push(await timeToSeabios('qemu-system-x86_64', qemuArgs, log));
       node.push(timed(process.execPath, ['-e', '0']));
       version.push(timed(process.execPath, [cli, '--version']));
+      versionCold.push(timed(process.execPath, [cli, '--version'], { HVMPT_CODE_CACHE: 'off' }));
     }
+    // Whether this node takes the build's code cache (another node, or other V8 flags, would not).
+    const cache = compileCli(join(dirname(cli), 'hvmpt-cli.cjs'), join(dirname(cli), 'hvmpt-cli.cache')).cache;
     // In a lab host this is the lab's overhead: what node and hvmpt cost before the guest runs.
     const name = process.env['HVMPT_LAB'] === '1' ? 'lab_overhead_s' : 'start_to_seabios_s';
     const h = median(hv);
@@ -346,6 +351,8 @@ async function startBench(args: readonly string[]): Promise<void> {
         // Where the time goes: node alone, and node loading the whole CLI (hvmpt --version).
         `node_start_s: ${median(node).toFixed(2)}`,
         `cli_load_s: ${median(version).toFixed(2)}`,
+        `cli_load_s_no_code_cache: ${median(versionCold).toFixed(2)}`,
+        `code_cache: ${cache}`,
       ].join('\n') + '\n',
     );
   } finally {

@@ -103,6 +103,15 @@ export function launchCli(launcherUrl: string, resolve: (specifier: string) => s
   const cacheFile = fileURLToPath(new URL('./hvmpt-cli.cache', launcherUrl));
   const mode = process.env['HVMPT_CODE_CACHE'];
   const cli = compileCli(bundleFile, cacheFile, mode !== 'off' && mode !== 'write');
-  if (mode === 'write') process.on('exit', () => cli.writeCache(cacheFile));
+  if (mode === 'write') {
+    process.on('exit', () => {
+      try {
+        cli.writeCache(cacheFile);
+      } catch (err) {
+        // A read-only install (a lab host's root): hvmpt still ran; the next start compiles afresh.
+        process.stderr.write(`hvmpt: code cache ${cacheFile} not written: ${err instanceof Error ? err.message : String(err)}\n`);
+      }
+    });
+  }
   cli.run({ url: pathToFileURL(bundleFile).href, resolve }, importModule);
 }

@@ -53,8 +53,22 @@ function runFile(file) {
       partial = lines.pop();
       if (lines.some((l) => ENDED.test(l))) process.stdout.write(`# test-progress ${file}\n`);
     });
+    // node's own --test-timeout needs the file's event loop; a file stuck past it (a test that
+    // never yields, or a `node --test` parent that never ends: seen once, spinning after its
+    // child had gone) is killed whole, and fails under its name.
+    let overran = false;
+    const hardLimit = setTimeout(() => {
+      overran = true;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // It has gone already.
+      }
+    }, Number(limitMs) + Math.min(60_000, Number(limitMs)));
     child.on('close', (code, signal) => {
-      const status = code ?? (signal !== null ? 1 : 0);
+      clearTimeout(hardLimit);
+      if (overran) text += `# test-files: ${file} ran past its limit of ${Number(limitMs) / 1000} s by ${Math.min(60, Number(limitMs) / 1000)} s and was killed\n`;
+      const status = overran ? 1 : code ?? (signal !== null ? 1 : 0);
       if (status !== 0) failed = true;
       const body = text.endsWith('\n') || text === '' ? text : `${text}\n`;
       const slept = status !== 0 && (asleep || text.includes(ASLEEP_WORDS)) ? ' asleep' : '';

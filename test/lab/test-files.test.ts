@@ -57,3 +57,21 @@ test('in a lab host no two files that boot Linux guests run at once; other files
   assert.equal(two.status, 0, two.stdout);
   assert.ok(overlap(two.spans.get('linuxA')!, two.spans.get('linuxB')!), 'without --one-linux-guest the first two files run together');
 });
+
+test('a file stuck past its limit, node\'s own timeout aside, is killed whole and fails under its name', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-test-files-'));
+  try {
+    const stuck = join(dir, 'stuck.test.mjs');
+    // A test that never yields: --test-timeout needs the event loop it holds.
+    writeFileSync(stuck, "import { test } from 'node:test';\ntest('spins', () => { for (;;); });\n");
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT'));
+    const t0 = Date.now();
+    // node's own limit put far off, as if its runner were the one stuck: test-files' limit still holds.
+    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts/test-files.mjs'), '2000', '--test-timeout=600000', stuck], { encoding: 'utf8', cwd: REPO_ROOT, env, timeout: 60_000 });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /# test-files: \S*stuck\.test\.mjs ran past its limit of 2 s by 2 s and was killed\n# test-file-end \S*stuck\.test\.mjs 1\n/);
+    assert.ok(Date.now() - t0 < 30_000, 'killed at the limit, not left to spin');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

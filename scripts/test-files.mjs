@@ -27,6 +27,10 @@ if (!/^\d+$/.test(limitMs ?? '') || files.length === 0) {
   process.exit(2);
 }
 
+const LIMIT_MS = Number(limitMs);
+/** How long past its limit a file may still run before it is killed: a minute, or the limit when shorter. */
+const GRACE_MS = Math.min(60_000, LIMIT_MS);
+
 const ENDED = /^\s*(not )?ok \d+ /;
 let failed = false;
 
@@ -64,10 +68,10 @@ function runFile(file) {
       } catch {
         // It has gone already.
       }
-    }, Number(limitMs) + Math.min(60_000, Number(limitMs)));
+    }, LIMIT_MS + GRACE_MS);
     child.on('close', (code, signal) => {
       clearTimeout(hardLimit);
-      if (overran) text += `# test-files: ${file} ran past its limit of ${Number(limitMs) / 1000} s by ${Math.min(60, Number(limitMs) / 1000)} s and was killed\n`;
+      if (overran) text += `# test-files: ${file} ran past its limit of ${LIMIT_MS / 1000} s by ${GRACE_MS / 1000} s and was killed\n`;
       const status = overran ? 1 : code ?? (signal !== null ? 1 : 0);
       if (status !== 0) failed = true;
       const body = text.endsWith('\n') || text === '' ? text : `${text}\n`;

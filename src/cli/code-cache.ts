@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import vm from 'node:vm';
+import { lendImport } from '../plugin/dynamic-import.js';
 
 /**
  * The CLI bundle is compiled through V8's code cache: in a lab host under TCG, V8 parsing and
@@ -73,9 +74,7 @@ export function compileCli(bundleFile: string, cacheFile: string, useCache = tru
     script,
     cache,
     run(importMeta, importModule) {
-      // import() in a vm.Script needs a callback V8 loses for code from the cache: plug-ins are
-      // imported through the launcher's, which is a real module (src/plugin/modules.ts).
-      (globalThis as Record<symbol, unknown>)[Symbol.for('hvmpt.import')] = importModule;
+      lendImport(importModule);
       const fn = script.runInThisContext() as (...args: unknown[]) => void;
       const module = { exports: {} };
       fn.call(module.exports, module.exports, createRequire(bundleFile), module, bundleFile, dirname(bundleFile), importMeta);

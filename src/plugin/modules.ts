@@ -9,16 +9,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HvmptError } from '../errors.js';
 import { formatPath } from '../util/format.js';
+import { dynamicImport } from './dynamic-import.js';
 import { isPciDeviceDefinition, isPolicyDefinition, PLUGIN_API_VERSION, type OptionsSchema, type PciDeviceDefinition, type PolicyDefinition } from './api.js';
-
-/**
- * `import(url)`, through the launcher's own import where the CLI runs as a vm.Script: V8 finds
- * no dynamic-import callback for code that came from the code cache (src/cli/code-cache.ts).
- */
-function importModule(url: string): Promise<unknown> {
-  const viaLauncher = (globalThis as Record<symbol, unknown>)[Symbol.for('hvmpt.import')];
-  return typeof viaLauncher === 'function' ? (viaLauncher as (u: string) => Promise<unknown>)(url) : import(url);
-}
 
 /** A problem with a plug-in's options, by plan path. */
 export interface OptionProblem {
@@ -120,7 +112,7 @@ export async function importPlugin<K extends 'device' | 'policy'>(url: string, n
   letPluginsImportHvmpt();
   let mod: Record<string, unknown>;
   try {
-    mod = (await importModule(url)) as Record<string, unknown>;
+    mod = (await dynamicImport(url)) as Record<string, unknown>;
   } catch (err) {
     throw new PluginLoadError(`cannot load: ${err instanceof Error ? err.message : String(err)}`, { input: url });
   }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { labEnv } from './lab-env.js';
 
 /** A test file that logs when it starts and ends; `linux` files carry a probe-guest plan in their text. */
 function fakeTestFile(dir: string, name: string, linux: boolean, log: string): string {
@@ -27,7 +28,7 @@ function runFour(extra: string[]): { status: number | null; stdout: string; span
     writeFileSync(log, '');
     const files = [fakeTestFile(dir, 'linuxA', true, log), fakeTestFile(dir, 'linuxB', true, log), fakeTestFile(dir, 'other1', false, log), fakeTestFile(dir, 'other2', false, log)];
     // Without this test's own runner context, the files' `node --test` reports as TAP, as under npm test.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT'));
+    const env = labEnv();
     const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts/test-files.mjs'), '60000', ...extra, ...files], { encoding: 'utf8', cwd: REPO_ROOT, env });
     const spans = new Map<string, [number, number]>();
     for (const line of readFileSync(log, 'utf8').trim().split('\n')) {
@@ -64,7 +65,7 @@ test('a file stuck past its limit, node\'s own timeout aside, is killed whole an
     const stuck = join(dir, 'stuck.test.mjs');
     // A test that never yields: --test-timeout needs the event loop it holds.
     writeFileSync(stuck, "import { test } from 'node:test';\ntest('spins', () => { for (;;); });\n");
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT'));
+    const env = labEnv();
     const t0 = Date.now();
     // node's own limit put far off, as if its runner were the one stuck: test-files' limit still holds.
     const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts/test-files.mjs'), '2000', '--test-timeout=600000', stuck], { encoding: 'utf8', cwd: REPO_ROOT, env, timeout: 60_000 });

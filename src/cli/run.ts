@@ -276,7 +276,7 @@ function describe(reason: StopReason): string {
     case 'stopped':
       return `guest stopped: ${reason.why}`;
     case 'triple-fault':
-      return 'guest triple-faulted (KVM shutdown exit)';
+      return `guest triple-faulted (KVM shutdown exit)${reason.state === undefined ? '' : `; ${reason.state}`}`;
     case 'error':
       return `monitor error: ${reason.message}`;
   }

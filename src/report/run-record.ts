@@ -38,6 +38,6 @@ export type RunRecord = z.output<typeof runRecordSchema>;
 /** One line for why the run ended. */
 export function describeEnd(r: RunRecord): string {
   const reason = r.reason as Record<string, unknown>;
-  const extra = ['source', 'why', 'message', 'code'].map((k) => reason[k]).find((v) => v !== undefined);
+  const extra = ['source', 'why', 'message', 'code', 'state'].map((k) => reason[k]).find((v) => v !== undefined);
   return `${r.reason.kind}${extra === undefined ? '' : ` (${String(extra)})`}`;
 }

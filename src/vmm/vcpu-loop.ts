@@ -16,7 +16,8 @@ export type StopReason =
   /** The guest halted with interrupts disabled: nothing can ever wake it (GRUB's and SeaBIOS's last resort). */
   | { readonly kind: 'halt' }
   | { readonly kind: 'stopped'; readonly why: string }
-  | { readonly kind: 'triple-fault' }
+  /** `state`: where the vCPU stood at the shutdown (vCPU, RIP, RSP, control registers, IDT), when KVM could say. */
+  | { readonly kind: 'triple-fault'; readonly state?: string }
   | { readonly kind: 'error'; readonly message: string };
 
 const RFLAGS_IF = 1n << 9n;
@@ -206,7 +207,10 @@ function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl, sl
 /** Exits that end a vCPU's run: shutdown (triple fault), a system event, or one the monitor cannot handle. */
 export function otherExit(vcpu: Vcpu, reason: number): StopReason {
   const run = vcpu.runView;
-  if (reason === EXIT.SHUTDOWN) return { kind: 'triple-fault' };
+  if (reason === EXIT.SHUTDOWN) {
+    const state = cpuState(vcpu);
+    return state === undefined ? { kind: 'triple-fault' } : { kind: 'triple-fault', state };
+  }
   if (reason === EXIT.SYSTEM_EVENT) {
     const type = run.getUint32(RUN.systemEventType, true);
     return type === 2 ? { kind: 'reset', source: 'KVM system event' } : { kind: 'poweroff', source: `KVM system event ${type}` };
@@ -263,6 +267,24 @@ export function mmioExit(run: DataView, mmio: MmioBus): void {
       if (step === 4) run.setUint32(data + o, v, true);
       else run.setUint8(data + o, v);
     }
+  }
+}
+
+/**
+ * The registers that say where a guest died: the faulting RIP, its stack, CR2 (the last page
+ * fault's address), CR3 and the IDT. A triple fault leaves no guest console line behind, so this
+ * is the only trace of where it happened.
+ */
+export function cpuState(vcpu: Vcpu): string | undefined {
+  try {
+    const r = vcpu.getRegisters();
+    const s = vcpu.getSpecialRegisters();
+    return (
+      `vCPU ${vcpu.id}: rip ${hex(s.cs.selector, 4)}:${hex(r.rip)} rsp ${hex(r.rsp)} rflags ${hex(r.rflags)} ` +
+      `cr0 ${hex(s.cr0)} cr2 ${hex(s.cr2)} cr3 ${hex(s.cr3)} cr4 ${hex(s.cr4)} efer ${hex(s.efer)} idt ${hex(s.idt.base)}/${hex(s.idt.limit)}`
+    );
+  } catch {
+    return undefined;
   }
 }
 

@@ -240,3 +240,17 @@ test('a level irqfd with resample: KVM de-asserts on the guest\'s EOI and signal
     sys.close(resampleFd);
   }
 });
+
+test('a triple fault ends the run with where the vCPU stood: its RIP, stack, control registers and IDT', async (t) => {
+  if (!skipUnlessKvm(t)) return;
+  // An IDT of limit 0: ud2's #UD gate lies past it (#GP), so does #GP's (#DF), then the shutdown.
+  const a = new Asm(32).cli();
+  a.storeImm(0x500, 0, 2).storeImm(0x502, 0, 4);
+  a.lidt(0x500);
+  const faultAt = MICRO_BIOS_BASE + a.offset;
+  a.raw(0x0f, 0x0b); // ud2
+  const { result } = await runCollect(microConfig(finish(a, 1).bytes(), { flat32: true }));
+  assert.equal(result.reason.kind, 'triple-fault', JSON.stringify(result.reason));
+  const state = result.reason.kind === 'triple-fault' ? (result.reason.state ?? '') : '';
+  assert.match(state, new RegExp(`^vCPU 0: rip 0x[0-9a-f]{4}:0x${faultAt.toString(16)} rsp 0x[0-9a-f]+ rflags 0x[0-9a-f]+ cr0 0x[0-9a-f]+ cr2 0x0 cr3 0x0 cr4 0x[0-9a-f]+ efer 0x0 idt 0x0/0x0$`));
+});

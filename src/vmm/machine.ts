@@ -38,6 +38,8 @@ import { GuestMemory } from './guest-memory.js';
 import { ramAbove4G, ramTopBelow4G, ramTotal } from '../hw/mem/ram-layout.js';
 import { defaultE820, encodeE820, type MachineConfig } from '../platform/machine-config.js';
 import { RunControl } from './vcpu-control.js';
+import { CoalescedRing, RING_PAGE } from './coalesced.js';
+import { CF8_PORT } from '../hw/pci/cf8.js';
 import type { Watchdog } from './vcpu-loop.js';
 import { KvmError } from './kvm/errors.js';
 
@@ -47,6 +49,8 @@ export interface RunReport {
   readonly exits: number;
   /** Exits per vCPU, by index (the boot vCPU first). */
   readonly vcpuExits: number[];
+  /** Writes KVM queued without an exit and the monitor applied (the CF8 address latch); 0 where KVM cannot queue. */
+  readonly coalescedWrites: number;
   /** Time spent in the vCPU loop (KVM_RUN and dispatch), in nanoseconds. */
   readonly vcpuNs: number;
   /** Accesses no device claimed (reads saw all ones, writes were dropped), most frequent first. */
@@ -147,6 +151,7 @@ export class Machine implements SystemControl, GsiSink {
     });
     this.vcpu = this.vcpus[0]!;
     this.control.runs = this.vcpus.map((v) => v.runView);
+    this.control.coalesced = this.coalesceAddressLatch();
     this.pirq = new PirqRouter(this);
 
     const ports = this.ports;
@@ -281,6 +286,22 @@ export class Machine implements SystemControl, GsiSink {
     if (config.start?.mode === 'flat32') this.enterFlat32(config.start.entry);
   }
 
+  /**
+   * CF8 writes queued in KVM's coalesced ring, as QEMU queues them (docs/vmm.md, "Exits"), where
+   * KVM can and `HVMPT_COALESCED_PIO` is not `off`. The zone is CF8's four bytes, so a byte
+   * write to 0xCF9 (reset control) queues too: it is applied at the next exit, or at the halt
+   * probe's kick when the guest makes none.
+   */
+  private coalesceAddressLatch(): CoalescedRing | undefined {
+    if (process.env['HVMPT_COALESCED_PIO'] === 'off') return undefined;
+    const page = this.kvm.checkExtension(CAP.COALESCED_MMIO);
+    if (page <= 0 || this.kvm.checkExtension(CAP.COALESCED_PIO) <= 0) return undefined;
+    const offset = page * RING_PAGE;
+    if (offset + RING_PAGE > this.vcpu.run.length) return undefined;
+    this.vm.coalesceWrites(CF8_PORT, 4, 'pio');
+    return new CoalescedRing(new DataView(this.vcpu.run.buffer, offset, RING_PAGE));
+  }
+
   private wireEventFds(): void {
     const c = this.config;
     for (const f of c.interruptFds ?? []) if (f.msi !== undefined) this.routes.set(f.gsi, f.msi.address, f.msi.data);
@@ -396,6 +417,7 @@ export class Machine implements SystemControl, GsiSink {
     return {
       exits: this.control.exits,
       vcpuExits: [this.control.exits],
+      coalescedWrites: this.control.coalesced?.applied ?? 0,
       vcpuNs: this.control.vcpuNs,
       unclaimed: this.ledger.summary(),
       deviceFaults: this.ledger.faults.map((f) => ({ device: f.device, message: f.message })),

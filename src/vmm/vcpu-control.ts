@@ -16,6 +16,7 @@
  * of the vCPU's run page, then SIGUSR2 to its thread; the vCPU clears immediate_exit first and
  * reads the flags after, with a locked access between (see docs/vmm.md, "Several vCPUs").
  */
+import type { CoalescedRing } from './coalesced.js';
 import type { StopReason } from './vcpu-loop.js';
 
 export const STOP = 0;
@@ -60,6 +61,8 @@ export class RunControl {
   readonly cpus: number;
   /** The other vCPUs' kvm_run pages, by vCPU index (this thread serves their device exits). */
   runs: readonly DataView[] = [];
+  /** Writes KVM queued instead of exiting (KVM_CAP_COALESCED_PIO), applied before every exit this thread serves. */
+  coalesced: CoalescedRing | undefined;
 
   constructor(readonly words: Int32Array = new Int32Array(controlBuffer(1))) {
     this.cpus = (words.length - HEADER) / STRIDE;

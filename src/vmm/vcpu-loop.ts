@@ -43,6 +43,9 @@ function onKick(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl):
   vcpu.takeKick();
   const words = control.words;
   if (Atomics.or(words, STOP, 0) === STOP_REQUESTED) return { kind: 'stopped', why: 'stop requested' };
+  // A queued write with no exit after it (0xCF9's reset, then HLT) is applied here: the halt
+  // probe kicks a machine that made no exit for a period.
+  control.coalesced?.drain(ports, mmio);
   control.onKick();
   serveOtherVcpus(control, ports, mmio);
   if (control.pending !== undefined) return control.pending;
@@ -87,6 +90,7 @@ export function serveOtherVcpus(control: RunControl, ports: PortBus, mmio: MmioB
     if (Atomics.load(words, at) !== REQUEST_PENDING) continue;
     const run = control.runs[cpu]!;
     const reason = run.getUint32(RUN.exitReason, true);
+    control.coalesced?.drain(ports, mmio);
     if (reason === EXIT.IO) ioExit(run, ports);
     else if (reason === EXIT.MMIO) mmioExit(run, mmio);
     Atomics.sub(words, PENDING, 1);
@@ -184,6 +188,7 @@ function loop(vcpu: Vcpu, ports: PortBus, mmio: MmioBus, control: RunControl, sl
     }
     words[exitsAt] = ++control.exits | 0;
     const reason = run.getUint32(RUN.exitReason, true);
+    control.coalesced?.drain(ports, mmio);
     if (reason === EXIT.IO) {
       if (!ioExit(run, ports)) return { kind: 'error', message: `port I/O of size ${run.getUint8(RUN.ioSize)} at ${hex(run.getUint16(RUN.ioPort, true))}` };
       run.setUint32(RUN.exitReason, EXIT_SERVED, true);

@@ -36,6 +36,9 @@ export const SIZE = {
   msrEntry: 16,
   pitConfig: 64,
   msi: 32,
+  coalescedZone: 16,
+  coalescedRingHeader: 8,
+  coalescedEntry: 24,
 } as const;
 
 export const IOCTL = {
@@ -56,6 +59,8 @@ export const IOCTL = {
   CREATE_PIT2: iow(0x77, SIZE.pitConfig),
   IOEVENTFD: iow(0x79, SIZE.ioeventfd),
   SIGNAL_MSI: iow(0xa5, SIZE.msi),
+  REGISTER_COALESCED_MMIO: iow(0x67, SIZE.coalescedZone),
+  UNREGISTER_COALESCED_MMIO: iow(0x68, SIZE.coalescedZone),
   RUN: io(0x80),
   GET_REGS: ior(0x81, SIZE.regs),
   SET_REGS: iow(0x82, SIZE.regs),
@@ -85,6 +90,9 @@ export const CAP = {
   MAX_VCPUS: 0x42,
   TSC_DEADLINE_TIMER: 0x48,
   IMMEDIATE_EXIT: 0x88,
+  /** Answers the page offset of the coalesced ring in a vCPU's mmap (0: none). */
+  COALESCED_MMIO: 0x0f,
+  COALESCED_PIO: 0xa2,
 } as const;
 
 export const EXIT = {
@@ -195,6 +203,12 @@ export const IOEVENTFD = { datamatch: 0, addr: 8, len: 16, fd: 20, flags: 24 } a
 export const IOEVENTFD_FLAG_DATAMATCH = 0x1;
 export const IOEVENTFD_FLAG_PIO = 0x2;
 export const IOEVENTFD_FLAG_DEASSIGN = 0x4;
+/** struct kvm_coalesced_mmio_zone: a range whose writes KVM queues instead of exiting (`pio`: port space). */
+export const COALESCED_ZONE = { addr: 0, size: 8, pio: 12 } as const;
+/** struct kvm_coalesced_mmio_ring: `first` (the monitor's), `last` (KVM's), then the entries. */
+export const COALESCED_RING = { first: 0, last: 4 } as const;
+/** struct kvm_coalesced_mmio: one queued write. */
+export const COALESCED_ENTRY = { physAddr: 0, len: 8, pio: 12, data: 16 } as const;
 
 /** struct kvm_irq_routing { u32 nr; u32 flags; entries[] } and each kvm_irq_routing_entry. */
 export const IRQ_ROUTING = { nr: 0, flags: 4 } as const;

@@ -1,6 +1,7 @@
 import { MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, type Mapping } from '../../native/sys.js';
 import {
   IOCTL,
+  COALESCED_ZONE,
   IOEVENTFD,
   IOEVENTFD_FLAG_DATAMATCH,
   IOEVENTFD_FLAG_DEASSIGN,
@@ -190,6 +191,19 @@ export class Vm {
 
   removeIoeventfd(spec: IoEventFd): void {
     this.sys.ioctlBuffer(this.fd, IOCTL.IOEVENTFD, encodeIoeventfd(spec, IOEVENTFD_FLAG_DEASSIGN));
+  }
+
+  /**
+   * Guest writes inside `length` bytes at `address` are queued in the coalesced ring instead of
+   * exiting (KVM_REGISTER_COALESCED_MMIO); the monitor applies them before the next exit it serves.
+   */
+  coalesceWrites(address: number, length: number, space: 'pio' | 'mmio'): void {
+    const buf = new Uint8Array(SIZE.coalescedZone);
+    const v = new DataView(buf.buffer);
+    v.setBigUint64(COALESCED_ZONE.addr, BigInt(address), true);
+    v.setUint32(COALESCED_ZONE.size, length, true);
+    v.setUint32(COALESCED_ZONE.pio, space === 'pio' ? 1 : 0, true);
+    this.sys.ioctlBuffer(this.fd, IOCTL.REGISTER_COALESCED_MMIO, buf);
   }
 
   /** Injects one MSI message now (KVM_SIGNAL_MSI): how an in-process device model sends MSI and MSI-X. */

@@ -16,7 +16,7 @@ import type { ApInput, ApMessage, ApStartMessage, StartMessage, WorkerInput, Wor
 export class MachineError extends HvmptError {}
 
 export interface RunOptions {
-  /** Guest serial output, delivered in chunks as it comes (drained every `pollMs`). */
+  /** Guest serial output, delivered in chunks as it comes (drained `pollMs` after the first byte of a quiet spell). */
   readonly onSerial?: (bytes: Uint8Array) => void;
   /** The firmware's 0x402 log. */
   readonly onDebug?: (bytes: Uint8Array) => void;
@@ -59,6 +59,8 @@ export interface RunningMachine {
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 const RING_BYTES = 1 << 20;
+/** How long the main thread sleeps on an output ring that stays empty before it looks anyway. */
+const IDLE_DRAIN_MS = 1000;
 /**
  * How long running vCPU threads have to end after a stop. A kick ends KVM_RUN at once and every
  * loop reads the stop word there, so only a thread stuck for good (in the kernel's KVM_RUN, or
@@ -189,7 +191,21 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
     const d = debug.drain();
     if (d.length > 0) options.onDebug?.(d);
   };
-  const poll = setInterval(drain, options.pollMs ?? 20);
+  // Each ring is drained a batching delay after its first byte, then waited on again: output
+  // shows within pollMs, and a guest that prints nothing wakes this thread once a second.
+  const pollMs = options.pollMs ?? 20;
+  const pump = async (ring: ByteRing, deliver: ((b: Uint8Array) => void) | undefined): Promise<void> => {
+    while (!finished) {
+      await ring.written(IDLE_DRAIN_MS);
+      if (finished) return;
+      await new Promise((r) => setTimeout(r, pollMs));
+      if (finished) return;
+      const b = ring.drain();
+      if (b.length > 0) deliver?.(b);
+    }
+  };
+  void pump(serial, (b) => options.onSerial?.(b));
+  void pump(debug, (b) => options.onDebug?.(b));
 
   const kick = (cpu: number): void => {
     const t = threads[cpu]!;
@@ -246,7 +262,8 @@ export function startMachine(config: MachineConfig, options: RunOptions = {}): R
       for (const w of replies.values()) w.reject(new MachineError('the machine has stopped'));
       replies.clear();
       channel.port1.close();
-      clearInterval(poll);
+      serial.wake();
+      debug.wake();
       if (probe !== undefined) clearInterval(probe);
       if (timer !== undefined) clearTimeout(timer);
       drain();

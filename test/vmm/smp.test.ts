@@ -87,5 +87,7 @@ test('SMP: every device exit the other vCPU hands over is served at once, the bo
   const config = { ...microConfig(new Uint8Array(0)), firmware: { name: 'smp-loop', image: smpLoopImage(20_000, 'ap') }, cpus: 2 };
   const r = await runMachine(config, { haltProbeMs: 0, timeoutMs: limitMs(300_000) });
   assert.deepEqual(r.reason, { kind: 'debug-exit', code: 1 });
-  assert.ok(r.report.vcpuExits[1]! >= 40_001, String(r.report.vcpuExits));
+  // Where KVM queues CF8 writes (docs/vmm.md), only the data-port reads exit; the writes are
+  // applied from the ring, each before the read that follows it.
+  assert.ok(r.report.vcpuExits[1]! + r.report.coalescedWrites >= 40_001, `${r.report.vcpuExits} exits, ${r.report.coalescedWrites} queued writes`);
 });

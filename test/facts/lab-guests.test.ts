@@ -44,14 +44,15 @@ const P2V_SCRIPT =
   `section functions sh -c 'for d in /sys/bus/pci/devices/*; do p=$(readlink -f $d); r=$(readlink $d/driver); ` +
   `echo "\${d##*/} $(cat $d/vendor):$(cat $d/device) driver=\${r##*/} path=\${p#/sys/devices/pci0000:00/}"; done'`;
 
-/** Sets machine.boot (and the timeout) of a plan hvmpt wrote, keeping everything else as it is. */
+/** Sets machine.boot (and the timeout, and with a third argument the vCPUs) of a plan hvmpt wrote, keeping everything else as it is. */
 const SET_BOOT = `
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseDocument } from '${join(REPO_ROOT, 'node_modules', 'yaml', 'dist', 'index.js')}';
-const [file, bootFile] = process.argv.slice(2);
+const [file, bootFile, cpus] = process.argv.slice(2);
 const doc = parseDocument(readFileSync(file, 'utf8'));
 doc.setIn(['machine', 'boot'], doc.createNode(JSON.parse(readFileSync(bootFile, 'utf8'))));
 doc.setIn(['machine', 'timeout'], 2400);
+if (cpus !== undefined) doc.setIn(['machine', 'cpus'], Number(cpus));
 writeFileSync(file, doc.toString());
 const pt = doc.toJS().pci?.passthrough ?? [];
 console.log(pt.map((e) => e.host).join(' '));
@@ -87,9 +88,13 @@ before(async () => {
   writeFileSync(join(work, 'boot-twin.json'), boot(GUEST_CONFIG_SCRIPT));
   writeFileSync(join(work, 'boot-p2v.json'), boot(P2V_SCRIPT, GUEST_MODULES));
   const H = `node ${join(REPO_ROOT, 'dist/hvmpt.mjs')}`;
+  // The lab's twin keeps its plan's two vCPUs in the plan test below but boots with one:
+  // two-vCPU Linux guests nested under TCG have triple-faulted now and then, this twin among
+  // them (docs/host-facts.md, Limits); what the twin is checked for is its PCI tree.
   const twinRun = (tw: (typeof twins)[number]): string => `
 sec plan-${tw.name} ${H} plan --from ${tw.source === '' ? 'lab.tar' : tw.source} --twin --memory ${GUEST_MEMORY} --out twin-${tw.name}.yaml
-node set-boot.mjs twin-${tw.name}.yaml boot-twin.json >/dev/null
+sec plan-cpus-${tw.name} grep -E '^  cpus: ' twin-${tw.name}.yaml
+node set-boot.mjs twin-${tw.name}.yaml boot-twin.json ${tw.source === '' ? '1' : ''} >/dev/null
 sec run-${tw.name} ${H} run twin-${tw.name}.yaml`;
   const script = `
 set -u
@@ -225,17 +230,13 @@ test('P2V closes the loop: the lab host\'s own P2V plan runs there, its devices 
 });
 
 
-/**
- * The twin of the lab's own collection passed in two runs on 2026-12-04 and failed both times in
- * a third (a CI-style run of a878a26, the file and its rerun); not traced yet: docs/host-facts.md, Limits.
- */
-const LAB_TWIN_TODO = 'the twin of the lab\'s own collection failed twice in one CI-style run after passing in two: see docs/host-facts.md, Limits';
-
 for (const tw of twins) {
-  test(`the twin of ${tw.name} on hvmpt: the probe guest's sysfs config space decodes under lspci -vvv -F as the source machine, less the documented differences`, { timeout: 120 * MINUTES, ...(tw.source === '' ? { todo: LAB_TWIN_TODO } : {}) }, (t) => {
+  test(`the twin of ${tw.name} on hvmpt: the probe guest's sysfs config space decodes under lspci -vvv -F as the source machine, less the documented differences`, { timeout: 120 * MINUTES }, (t) => {
     const o = lab(t);
     if (o === undefined) return;
     assert.equal(section(o, `plan-${tw.name}`).rc, 0, section(o, `plan-${tw.name}`).text);
+    // A collection says how many CPUs the machine had (its MADT); an lspci dump does not.
+    assert.equal(section(o, `plan-cpus-${tw.name}`).text.trim(), tw.source === '' ? 'cpus: 2' : '', 'the twin plan\'s machine.cpus');
     const runOut = section(o, `run-${tw.name}`);
     assert.equal(runOut.rc, 0, runOut.text.slice(-4000));
     const dir = mkdtempSync(join(tmpdir(), 'hvmpt-twin-guest-'));

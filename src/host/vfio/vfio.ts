@@ -185,6 +185,8 @@ export class VfioDevice {
   readonly canReset: boolean;
   private readonly scratch = new Uint8Array(8);
   private readonly scratchView = new DataView(this.scratch.buffer);
+  /** The scratch's first 1, 2 and 4 bytes, made once: config accesses are the hot path, and a view per access is garbage per exit. */
+  private readonly scratchBytes: Readonly<Record<1 | 2 | 4, Uint8Array>> = { 1: this.scratch.subarray(0, 1), 2: this.scratch.subarray(0, 2), 4: this.scratch.subarray(0, 4) };
 
   constructor(
     private readonly sys: Sys,
@@ -264,8 +266,7 @@ export class VfioDevice {
 
   /** A 1-, 2- or 4-byte read at an offset into a region. */
   read(region: VfioRegion, offset: number, size: 1 | 2 | 4): number {
-    const view = this.scratch.subarray(0, size);
-    if (this.sys.pread(this.fd, view, region.fdOffset + offset) !== size) return size === 4 ? 0xffff_ffff : (1 << (8 * size)) - 1;
+    if (this.sys.pread(this.fd, this.scratchBytes[size], region.fdOffset + offset) !== size) return size === 4 ? 0xffff_ffff : (1 << (8 * size)) - 1;
     return size === 4 ? this.scratchView.getUint32(0, true) : size === 2 ? this.scratchView.getUint16(0, true) : this.scratch[0]!;
   }
 
@@ -273,7 +274,7 @@ export class VfioDevice {
     if (size === 4) this.scratchView.setUint32(0, value >>> 0, true);
     else if (size === 2) this.scratchView.setUint16(0, value & 0xffff, true);
     else this.scratch[0] = value & 0xff;
-    this.sys.pwrite(this.fd, this.scratch.subarray(0, size), region.fdOffset + offset);
+    this.sys.pwrite(this.fd, this.scratchBytes[size], region.fdOffset + offset);
   }
 
   /** Reads a whole region (the expansion ROM) in pieces. */

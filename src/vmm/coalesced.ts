@@ -2,8 +2,8 @@
  * KVM's coalesced-write ring (struct kvm_coalesced_mmio_ring): guest writes to a registered
  * zone are queued in a page every vCPU's mmap shares, with no exit, and the monitor applies
  * them in order before it serves anything else. hvmpt queues the CF8 address latch this way,
- * as QEMU does for its PC and Q35 hosts: a config-space access then costs one exit (the data
- * port) instead of two. Under nesting every exit to user space is a trip through two
+ * as QEMU's i440FX host asks KVM to: a config-space access then costs one exit (the data port)
+ * instead of two. Under nesting every exit to user space is a trip through two
  * hypervisors, and uio_pci_generic alone makes four config accesses per interrupt.
  */
 import type { AccessSize } from '../hw/io.js';

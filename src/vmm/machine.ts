@@ -287,8 +287,8 @@ export class Machine implements SystemControl, GsiSink {
   }
 
   /**
-   * CF8 writes queued in KVM's coalesced ring, as QEMU queues them (docs/vmm.md, "Exits"), where
-   * KVM can and `HVMPT_COALESCED_PIO` is not `off`. The zone is CF8's four bytes, so a byte
+   * CF8 writes queued in KVM's coalesced ring (docs/vmm.md, "Queued CF8 writes"), where KVM can
+   * and `HVMPT_COALESCED_PIO` is not `off`. The zone is CF8's four bytes, so a byte
    * write to 0xCF9 (reset control) queues too: it is applied at the next exit, or at the halt
    * probe's kick when the guest makes none.
    */

@@ -6,15 +6,11 @@
  * instead of two. Under nesting every exit to user space is a trip through two
  * hypervisors, and uio_pci_generic alone makes four config accesses per interrupt.
  */
-import type { AccessSize } from '../hw/io.js';
 import { COALESCED_ENTRY, COALESCED_RING, SIZE } from './kvm/abi.js';
-import type { MmioBus, PortBus } from './io-bus.js';
+import { writeGuestBytes, type MmioBus, type PortBus } from './io-bus.js';
 
 /** The ring's page: x86's 4 KiB (KVM_COALESCED_MMIO_MAX is counted from PAGE_SIZE). */
 export const RING_PAGE = 4096;
-
-/** A queued write of a length the buses take whole. */
-const WHOLE = new Set([1, 2, 4]);
 
 export class CoalescedRing {
   /** Entries the ring holds (KVM_COALESCED_MMIO_MAX: what fits in its page after the header). */
@@ -41,21 +37,7 @@ export class CoalescedRing {
       const address = v.getUint32(e + COALESCED_ENTRY.physAddr, true) + v.getUint32(e + COALESCED_ENTRY.physAddr + 4, true) * 0x1_0000_0000;
       const len = v.getUint32(e + COALESCED_ENTRY.len, true);
       const pio = v.getUint32(e + COALESCED_ENTRY.pio, true) !== 0;
-      const at = e + COALESCED_ENTRY.data;
-      if (WHOLE.has(len)) {
-        const size = len as AccessSize;
-        const value = size === 1 ? v.getUint8(at) : size === 2 ? v.getUint16(at, true) : v.getUint32(at, true);
-        if (pio) ports.write(address, size, value);
-        else mmio.write(address, size, value);
-      } else {
-        // As an exit's: 8 bytes as two dwords, low half first; odd lengths byte by byte.
-        const step = len === 8 ? 4 : 1;
-        for (let i = 0; i < Math.min(len, 8); i += step) {
-          const value = step === 4 ? v.getUint32(at + i, true) : v.getUint8(at + i);
-          if (pio) ports.write(address + i, step, value);
-          else mmio.write(address + i, step, value);
-        }
-      }
+      writeGuestBytes(pio ? ports : mmio, address, len, v, e + COALESCED_ENTRY.data);
       this.applied++;
       first = (first + 1) % this.capacity;
       // KVM reads `first` to find room; the slot is free once the write has been applied.

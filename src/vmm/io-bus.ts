@@ -2,6 +2,20 @@ import { allOnes, type AccessSize, type MmioHandler, type PortIoHandler } from '
 import { HvmptError } from '../errors.js';
 import { hex } from '../util/format.js';
 
+/**
+ * A guest write of `len` bytes at `view[at]` (little-endian), as the buses take it: 1, 2 or 4
+ * bytes whole; 8 as two dwords, low half first; any other length byte by byte, up to 8. Both an
+ * MMIO exit and a write KVM queued (src/vmm/coalesced.ts) carry their data this way.
+ */
+export function writeGuestBytes(bus: { write(address: number, size: AccessSize, value: number): void }, address: number, len: number, view: DataView, at: number): void {
+  if (len === 1 || len === 2 || len === 4) {
+    bus.write(address, len, len === 1 ? view.getUint8(at) : len === 2 ? view.getUint16(at, true) : view.getUint32(at, true));
+    return;
+  }
+  const step: AccessSize = len === 8 ? 4 : 1;
+  for (let o = 0; o < Math.min(len, 8); o += step) bus.write(address + o, step, step === 4 ? view.getUint32(at + o, true) : view.getUint8(at + o));
+}
+
 /** Ranges are named for their device, or `DEVICE BARn` for one of its BARs: a failed device fails them all. */
 function ownedBy(range: string, device: string): boolean {
   return range === device || range.startsWith(`${device} `);

@@ -6,7 +6,7 @@ import { hex } from '../util/format.js';
 import { EXIT, IOCTL, IO_DIRECTION_OUT, MP_STATE, RUN } from './kvm/abi.js';
 import { cpuWord, EXITS, KICK, PENDING, PROBE, PROBE_ALIVE, PROBE_NONE, PROBE_REQUESTED, REQUEST, REQUEST_DONE, REQUEST_PENDING, STOP, STOP_REQUESTED, type RunControl } from './vcpu-control.js';
 import type { Vcpu } from './kvm/vcpu.js';
-import type { MmioBus, PortBus } from './io-bus.js';
+import { writeGuestBytes, type MmioBus, type PortBus } from './io-bus.js';
 
 /** Why the vCPU loop ended. */
 export type StopReason =
@@ -251,27 +251,24 @@ export function ioExit(run: DataView, ports: PortBus): boolean {
 export function mmioExit(run: DataView, mmio: MmioBus): void {
   const address = run.getUint32(RUN.mmioPhysAddr, true) + run.getUint32(RUN.mmioPhysAddr + 4, true) * 0x1_0000_0000;
   const len = run.getUint32(RUN.mmioLen, true);
-  const write = run.getUint8(RUN.mmioIsWrite) !== 0;
   const data = RUN.mmioData;
-  if (len === 1 || len === 2 || len === 4) {
-    if (write) mmio.write(address, len, len === 1 ? run.getUint8(data) : len === 2 ? run.getUint16(data, true) : run.getUint32(data, true));
-    else {
-      const v = mmio.read(address, len);
-      if (len === 1) run.setUint8(data, v);
-      else if (len === 2) run.setUint16(data, v, true);
-      else run.setUint32(data, v, true);
-    }
+  if (run.getUint8(RUN.mmioIsWrite) !== 0) {
+    writeGuestBytes(mmio, address, len, run, data);
     return;
   }
-  // 8-byte accesses become two 4-byte ones, low half first; odd lengths become bytes.
+  if (len === 1 || len === 2 || len === 4) {
+    const v = mmio.read(address, len);
+    if (len === 1) run.setUint8(data, v);
+    else if (len === 2) run.setUint16(data, v, true);
+    else run.setUint32(data, v, true);
+    return;
+  }
+  // 8-byte reads become two 4-byte ones, low half first; odd lengths become bytes (as writes do).
   const step: AccessSize = len === 8 ? 4 : 1;
   for (let o = 0; o < Math.min(len, 8); o += step) {
-    if (write) mmio.write(address + o, step, step === 4 ? run.getUint32(data + o, true) : run.getUint8(data + o));
-    else {
-      const v = mmio.read(address + o, step);
-      if (step === 4) run.setUint32(data + o, v, true);
-      else run.setUint8(data + o, v);
-    }
+    const v = mmio.read(address + o, step);
+    if (step === 4) run.setUint32(data + o, v, true);
+    else run.setUint8(data + o, v);
   }
 }
 

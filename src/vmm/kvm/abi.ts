@@ -60,7 +60,6 @@ export const IOCTL = {
   IOEVENTFD: iow(0x79, SIZE.ioeventfd),
   SIGNAL_MSI: iow(0xa5, SIZE.msi),
   REGISTER_COALESCED_MMIO: iow(0x67, SIZE.coalescedZone),
-  UNREGISTER_COALESCED_MMIO: iow(0x68, SIZE.coalescedZone),
   RUN: io(0x80),
   GET_REGS: ior(0x81, SIZE.regs),
   SET_REGS: iow(0x82, SIZE.regs),

@@ -6,7 +6,7 @@ import { subtractRanges, unionRanges } from '../hw/mem/range.js';
 import { parseBdf, sameBdf } from '../hw/pci/address.js';
 import type { Capture } from '../hw/pci/capture.js';
 import type { ComposedPci, FunctionPolicy } from '../hw/pci/compose.js';
-import { CAP_MSI, CAP_MSIX } from '../hw/pci/capabilities.js';
+import { MESSAGE_SIGNALLED } from '../hw/pci/real.js';
 import { passthroughName, pciComposeInput } from '../plan/pci.js';
 import { DEFAULT_PM } from '../hw/acpi/generate/facts.js';
 import { PlanError, type PlanProblem } from '../plan/load.js';
@@ -329,12 +329,6 @@ function withBarWindows(guest: GuestLayout, protection: ProtectionMap, windows: 
   return ProtectionMap.build([...protection.grants, ...bars], guest.forbidden);
 }
 
-/** MSI and MSI-X, which a uio function's guest must not see (its drivers then take INTx). */
-const UIO_HIDDEN_CAPS = [
-  { extended: false, id: CAP_MSI },
-  { extended: false, id: CAP_MSIX },
-];
-
 /**
  * Without an IOMMU a device's MSI write would land on the host's own LAPIC, and no host driver
  * owns its vectors: every uio function's MSI and MSI-X capabilities are unlinked from the chain
@@ -347,7 +341,7 @@ function withUioPolicies<T extends { readonly functions?: readonly FunctionPolic
   for (const u of uio) {
     const i = functions.findIndex((f) => f.target === u.name);
     const have = i < 0 ? undefined : functions[i]!;
-    const policy: FunctionPolicy = { ...(have ?? { target: u.name, path: u.path }), capabilities: { ...(have?.capabilities ?? {}), hide: [...(have?.capabilities?.hide ?? []), ...UIO_HIDDEN_CAPS] } };
+    const policy: FunctionPolicy = { ...(have ?? { target: u.name, path: u.path }), capabilities: { ...(have?.capabilities ?? {}), hide: [...(have?.capabilities?.hide ?? []), ...MESSAGE_SIGNALLED] } };
     if (i < 0) functions.push(policy);
     else functions[i] = policy;
   }

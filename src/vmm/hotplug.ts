@@ -15,7 +15,7 @@
 import { formatBdf } from '../hw/pci/address.js';
 import { overrideIds } from '../hw/pci/compose.js';
 import type { PciFunction } from '../hw/pci/function.js';
-import { buildRealFunction, type CapabilityPolicy, type UnclaimedPolicy } from '../hw/pci/real.js';
+import { buildRealFunction, hidingAlso, undeliverableCapabilities, type CapabilityPolicy, type UnclaimedPolicy } from '../hw/pci/real.js';
 import { GPE0_LENGTH, Gpe0Block, PCIHP_LENGTH, PciHotplug } from '../hw/chipset/pci-hotplug.js';
 import { gsiLine, type GsiSink } from '../hw/irq/line.js';
 import { HvmptError } from '../errors.js';
@@ -137,11 +137,13 @@ export class LiveHotplug {
     let fn: PciFunction | undefined;
     let device: PassthroughDevice | undefined;
     try {
+      // As at boot (withUioPolicies): a uio function's guest sees no MSI or MSI-X, whose writes would reach the host's APIC.
+      const capabilities = hidingAlso(r.capabilities, undeliverableCapabilities(a.description.interrupts));
       const built = buildRealFunction({
         id: r.name,
         backend: liveConfig(attached, a),
         unclaimed: r.unclaimed ?? deps.policy.unclaimed ?? 'pass',
-        ...(r.capabilities === undefined ? {} : { capabilities: r.capabilities }),
+        ...(capabilities === undefined ? {} : { capabilities }),
         bars: [],
         unknownBarSize: 'fixed',
       });

@@ -5,14 +5,16 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadCapture } from '../../src/host/pci/load.js';
 import { formatBdf } from '../../src/hw/pci/address.js';
-import { knownCapability, walkCapabilities } from '../../src/hw/pci/capabilities.js';
+import { CAP_MSI, CAP_MSIX, knownCapability, walkCapabilities } from '../../src/hw/pci/capabilities.js';
+import type { InterruptInfo } from '../../src/hw/pci/backend.js';
+import { buildRealFunction, hidingAlso, undeliverableCapabilities, type CapabilityPolicy } from '../../src/hw/pci/real.js';
 import { readLE } from '../../src/hw/pci/endian.js';
 import type { Capture } from '../../src/hw/pci/capture.js';
 import { composePci, type FunctionPolicy } from '../../src/hw/pci/compose.js';
 import { writeLspciDump } from '../../src/hw/pci/view.js';
 import { skipUnlessCommand } from '../helpers/require.js';
 import { run } from '../helpers/run.js';
-import { configBytes, PCIUTILS_TESTS, pciutilsFixtures } from './helpers.js';
+import { configBytes, PCIUTILS_TESTS, pciutilsFixtures, RecordingBackend } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hvmpt-caps-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -154,4 +156,29 @@ test('virtualized MSI and PCIe registers: the guest programs MSI in hvmpt, never
   assert.equal(dev.read(0x90 + 0x10, 2) & 0x30, lnkctl & 0x30, 'and never reach the device');
   fn.write(0x90 + 0x08, 2, 0x8000);
   assert.equal(dev.read(0x90 + 0x08, 2) & 0x8000, 0, 'FLR never reaches the device');
+});
+
+test('MSI and MSI-X a back-end offers no vector for are hidden from the guest, whatever the plan allows; those it offers stay', () => {
+  // A real function with both, from the pciutils dumps.
+  const real = pciutilsFixtures()
+    .flatMap((name) => loadCapture(join(PCIUTILS_TESTS, name)).functions.map((fn) => ({ name, fn })))
+    .find(({ fn }) => {
+      const ids = walkCapabilities(reader(fn.bytes), fn.bytes.length, fn.bytes[0x0e]! & 0x7f).caps.filter((c) => !c.extended).map((c) => c.id);
+      return ids.includes(CAP_MSI) && ids.includes(CAP_MSIX);
+    });
+  assert.ok(real !== undefined, 'a pciutils dump holds a function with MSI and MSI-X');
+  const guestCaps = (interrupts: InterruptInfo, plan?: CapabilityPolicy): number[] => {
+    const capabilities = hidingAlso(plan, undeliverableCapabilities(interrupts));
+    const { fn } = buildRealFunction({ id: 'hot', backend: new RecordingBackend(real.fn.bytes), ...(capabilities === undefined ? {} : { capabilities }) });
+    return walkCapabilities((o, s) => fn.read(o, s), real.fn.bytes.length, 0).caps.filter((c) => !c.extended).map((c) => c.id);
+  };
+  const where = `${real.name} ${formatBdf(real.fn.bdf)}`;
+  // uio: INTx only. A plan that allows MSI does not bring it back.
+  const uio = guestCaps({ intx: 1, msi: 0, msix: 0 }, { allow: [{ extended: false, id: CAP_MSI }] });
+  assert.ok(!uio.includes(CAP_MSI) && !uio.includes(CAP_MSIX), `${where}: ${uio.join(',')}`);
+  assert.ok(uio.length > 0, 'the other capabilities stay');
+  const vfio = guestCaps({ intx: 1, msi: 1, msix: 8 });
+  assert.ok(vfio.includes(CAP_MSI) && vfio.includes(CAP_MSIX), `${where}: ${vfio.join(',')}`);
+  assert.deepEqual(guestCaps({ intx: 1, msi: 1, msix: 0 }), vfio.filter((id) => id !== CAP_MSIX));
+  assert.equal(hidingAlso(undefined, undeliverableCapabilities({ intx: 1, msi: 4, msix: 4 })), undefined, 'nothing to hide, no policy made');
 });

@@ -1,6 +1,8 @@
-import type { ConfigBackend } from './backend.js';
+import type { ConfigBackend, InterruptInfo } from './backend.js';
 import { BarSet, alignmentOf, checkBarSize, decodeCapturedBars, type BarLayout } from './bars.js';
 import {
+  CAP_MSI,
+  CAP_MSIX,
   capabilityDescriptors,
   hideCapabilities,
   knownCapability,
@@ -26,6 +28,27 @@ export type UnclaimedPolicy =
 export interface CapabilitySelector {
   readonly extended: boolean;
   readonly id: number;
+}
+
+const MSI_SELECTOR: CapabilitySelector = { extended: false, id: CAP_MSI };
+const MSIX_SELECTOR: CapabilitySelector = { extended: false, id: CAP_MSIX };
+
+/** MSI and MSI-X: what a guest must not see where no IOMMU stands between the device and the host's APIC. */
+export const MESSAGE_SIGNALLED: readonly CapabilitySelector[] = [MSI_SELECTOR, MSIX_SELECTOR];
+
+/**
+ * The message-signalled capabilities a back-end offers no vector for: shown to the guest, its
+ * driver would enable them and wait for interrupts that never come (a uio function, or a VFIO
+ * device whose kernel withholds MSI); hidden, the driver takes INTx.
+ */
+export function undeliverableCapabilities(interrupts: InterruptInfo): CapabilitySelector[] {
+  return [...(interrupts.msi === 0 ? [MSI_SELECTOR] : []), ...(interrupts.msix === 0 ? [MSIX_SELECTOR] : [])];
+}
+
+/** `policy` with `extra` hidden as well. */
+export function hidingAlso(policy: CapabilityPolicy | undefined, extra: readonly CapabilitySelector[]): CapabilityPolicy | undefined {
+  if (extra.length === 0) return policy;
+  return { ...(policy ?? {}), hide: [...(policy?.hide ?? []), ...extra] };
 }
 
 export interface CapabilityPolicy {

@@ -17,6 +17,9 @@ import { UioError } from './open.js';
 declare const HVMPT_UIO_WORKER_FILE: string | undefined;
 const INTX_WORKER_URL = new URL(typeof HVMPT_UIO_WORKER_FILE === 'string' ? HVMPT_UIO_WORKER_FILE : './intx-worker.js', import.meta.url);
 
+/** How long a detach waits for the INTx thread to end (its poll wakes on the stop eventfd at once). */
+const STOP_WAIT_MS = 5000;
+
 export interface UioAttachOptions {
   readonly description: DeviceDescription;
 }
@@ -79,6 +82,7 @@ export function attachUio(sys: Sys, handle: Extract<BackendHandle, { kind: 'uio'
       const stop = sys.eventfd(0, EFD_CLOEXEC);
       const data: IntxWorkerData = { address: handle.address, uio: handle.uio, config: handle.config, trigger, resample, stop, state: stateBuffer };
       intxState.trigger = trigger;
+      intxState.started();
       const worker = new Worker(INTX_WORKER_URL, { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 32 } });
       worker.unref();
       intx = { worker, stop };
@@ -88,6 +92,12 @@ export function attachUio(sys: Sys, handle: Extract<BackendHandle, { kind: 'uio'
       intxState.stop();
       intxState.trigger = undefined;
       sys.eventfdWrite(intx.stop, 1n);
+      // Waited for, so a detach leaves no fd behind when it answers (hot-plug counts them). A
+      // thread that never started, or hangs, is ended here; it finds its eventfd closed already.
+      if (!intxState.waitExited(STOP_WAIT_MS)) {
+        void intx.worker.terminate();
+        intxState.closeStop(intx.stop);
+      }
       intx = undefined;
     },
     setVectors() {

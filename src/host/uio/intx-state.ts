@@ -16,7 +16,11 @@ const LOCK = 0;
 const GUEST_DISABLE = 1;
 const IN_FLIGHT = 2;
 const STOP = 3;
-export const INTX_STATE_WORDS = 4;
+/** 1 once the stop eventfd is closed, by whichever thread got there first. */
+const STOP_CLOSED = 4;
+/** 1 once the INTx thread has left its loop. */
+const EXITED = 5;
+export const INTX_STATE_WORDS = 6;
 
 /** Byte 5 of config space holds Command bits 8-15; bit 2 of it is Interrupt Disable. */
 export const COMMAND_HIGH = 0x05;
@@ -45,6 +49,13 @@ export class IntxState {
     return Atomics.load(this.words, GUEST_DISABLE) !== 0;
   }
 
+  /** A new INTx thread is about to start: nothing stops it yet (a state outlives one connect). */
+  started(): void {
+    Atomics.store(this.words, STOP, 0);
+    Atomics.store(this.words, STOP_CLOSED, 0);
+    Atomics.store(this.words, EXITED, 0);
+  }
+
   /** Asks the INTx thread to end (it also watches an eventfd; this covers a thread between polls). */
   stop(): void {
     Atomics.store(this.words, STOP, 1);
@@ -52,6 +63,26 @@ export class IntxState {
 
   get stopped(): boolean {
     return Atomics.load(this.words, STOP) !== 0;
+  }
+
+  /**
+   * Closes the stop eventfd once, from either thread: the INTx thread as it ends, or the vCPU
+   * thread when that thread never answered. Closing it twice could close an fd number the
+   * process had handed to something else meanwhile.
+   */
+  closeStop(fd: number): void {
+    if (Atomics.compareExchange(this.words, STOP_CLOSED, 0, 1) === 0) this.sys.close(fd);
+  }
+
+  /** The INTx thread is leaving its loop (and has closed what it owns). */
+  exited(): void {
+    Atomics.store(this.words, EXITED, 1);
+    Atomics.notify(this.words, EXITED);
+  }
+
+  /** Waits up to `ms` for the INTx thread to end; whether it did. */
+  waitExited(ms: number): boolean {
+    return Atomics.wait(this.words, EXITED, 0, ms) !== 'timed-out' || Atomics.load(this.words, EXITED) === 1;
   }
 
   /** The state in words, for a debug log. */

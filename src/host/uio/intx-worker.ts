@@ -2,7 +2,7 @@
  * The INTx bridge of a uio function, in a thread of its own (the vCPU thread sits in KVM_RUN):
  * /dev/uioN readable (uio_pci_generic masked the device and counted the interrupt) signals
  * KVM's irqfd; the irqfd's resample eventfd (the guest's EOI) unmasks the device again. A
- * write to `stop` ends it.
+ * write to `stop` ends it, and it closes `stop` as it goes.
  */
 import { writeSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
@@ -56,3 +56,6 @@ while (!state.stopped) {
     sys.eventfdWrite(d.trigger, 1n);
   }
 }
+// The stop eventfd is this thread's to close once it no longer polls it.
+state.closeStop(d.stop);
+state.exited();

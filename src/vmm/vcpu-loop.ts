@@ -277,10 +277,18 @@ export function mmioExit(run: DataView, mmio: MmioBus): void {
  * fault's address), CR3 and the IDT. A triple fault leaves no guest console line behind, so this
  * is the only trace of where it happened.
  */
+/** What the registers say after an INIT: CS 0xf000, RIP 0xfff0, CR0 with CD, NW and ET, the real-mode IDT. */
+const INIT_STATE = { cs: 0xf000, rip: 0xfff0n, cr0: 0x6000_0010n, idtLimit: 0xffff };
+
 export function cpuState(vcpu: Vcpu): string | undefined {
   try {
     const r = vcpu.getRegisters();
     const s = vcpu.getSpecialRegisters();
+    // KVM on AMD re-initialises a vCPU at a shutdown intercept (the VMCB is undefined after one):
+    // the registers then show the reset vector, not where the guest stood.
+    if (s.cs.selector === INIT_STATE.cs && r.rip === INIT_STATE.rip && s.cr0 === INIT_STATE.cr0 && s.idt.limit === INIT_STATE.idtLimit) {
+      return `vCPU ${vcpu.id}: its registers are lost: this host's KVM re-initialised the vCPU at the shutdown (KVM on AMD SVM does)`;
+    }
     return (
       `vCPU ${vcpu.id}: rip ${hex(s.cs.selector, 4)}:${hex(r.rip)} rsp ${hex(r.rsp)} rflags ${hex(r.rflags)} ` +
       `cr0 ${hex(s.cr0)} cr2 ${hex(s.cr2)} cr3 ${hex(s.cr3)} cr4 ${hex(s.cr4)} efer ${hex(s.efer)} idt ${hex(s.idt.base)}/${hex(s.idt.limit)}`

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { loadSys } from '../../src/native/index.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK } from '../../src/native/sys.js';
@@ -243,7 +244,7 @@ test('a level irqfd with resample: KVM de-asserts on the guest\'s EOI and signal
   }
 });
 
-test('a triple fault ends the run with where the vCPU stood: its RIP, stack, control registers and IDT', async (t) => {
+test('a triple fault ends the run with where the vCPU stood: its RIP, stack, control registers and IDT (or, on KVM for AMD, which re-initialises the vCPU, that they are lost)', async (t) => {
   if (!skipUnlessKvm(t)) return;
   // An IDT of limit 0: ud2's #UD gate lies past it (#GP), so does #GP's (#DF), then the shutdown.
   const a = new Asm(32).cli();
@@ -254,6 +255,11 @@ test('a triple fault ends the run with where the vCPU stood: its RIP, stack, con
   const { result } = await runCollect(microConfig(finish(a, 1).bytes(), { flat32: true }));
   assert.equal(result.reason.kind, 'triple-fault', JSON.stringify(result.reason));
   const state = result.reason.kind === 'triple-fault' ? (result.reason.state ?? '') : '';
+  // KVM on AMD SVM re-initialises the vCPU at a shutdown (the lab's TCG CPU has SVM): the run says the state is gone.
+  if (existsSync('/sys/module/kvm_amd')) {
+    assert.equal(state, 'vCPU 0: its registers are lost: this host\'s KVM re-initialised the vCPU at the shutdown (KVM on AMD SVM does)');
+    return;
+  }
   assert.match(state, new RegExp(`^vCPU 0: rip 0x[0-9a-f]{4}:0x${faultAt.toString(16)} rsp 0x[0-9a-f]+ rflags 0x[0-9a-f]+ cr0 0x[0-9a-f]+ cr2 0x0 cr3 0x0 cr4 0x[0-9a-f]+ efer 0x0 idt 0x0/0x0$`));
 });
 

@@ -19,6 +19,7 @@ import { REPO_ROOT } from '../helpers/paths.js';
 import { skipUnlessCommand } from '../helpers/require.js';
 import { hvmpt } from '../helpers/run.js';
 import { labEnv } from '../lab/lab-env.js';
+import { DEAF_GUEST, NIC_GUEST_HELPERS } from './hotplug-guest.js';
 
 const ROUNDS = 20;
 const PINGS = 100;
@@ -53,13 +54,7 @@ function sections(out: string): Map<string, string> {
 
 /** The probe guest: waits for each device by its IDs, drives it with its own driver, waits for it to go. */
 const GUEST = `
-find_dev() { for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor):$(cat $d/device)" = "$1" ] && echo $d && return; done; }
-wait_nic() { for i in $(seq 2400); do nic=$(find_dev 0x8086:0x10d3); [ -n "$nic" ] && [ -d "$nic/net" ] && return; sleep 0.25; done; }
-# Gone once its sysfs directory is (the IDs stop reading a little before).
-wait_gone() { for i in $(seq 2400); do [ -e "$1" ] || return; sleep 0.25; done; }
-link_up() { eth=$(ls $nic/net); ip link set $eth up
-  for i in $(seq 300); do [ "$(cat /sys/class/net/$eth/carrier 2>/dev/null)" = 1 ] && break; sleep 0.2; done
-  for i in $(seq 300); do ip -6 addr show dev $eth | grep -v tentative | grep -q "inet6 fe80" && break; sleep 0.2; done; }
+${NIC_GUEST_HELPERS}
 section slots ls /sys/bus/pci/slots
 section bus-0 sh -c 'ls /sys/bus/pci/devices'
 echo @@ready
@@ -76,14 +71,7 @@ for r in 1 2; do
   echo "@@nvme-done $r"
   wait_gone $d
 done
-wait_nic; link_up
-section nic-ping-force ping6 -c 5 -A -W 10 -I $eth "@PEER@%$eth"
-# A guest that no longer hears the hot-plug GPE: the eject request never reaches its acpiphp.
-echo disable > /sys/firmware/acpi/interrupts/gpe01
-echo @@deaf
-for i in $(seq 2400); do [ "$(od -An -tx2 -N2 $nic/config | tr -d ' ')" = ffff ] && break; sleep 0.25; done
-section forced sh -c "od -An -tx2 -N2 $nic/config; ping6 -c 2 -W 2 -I $eth '@PEER@%$eth' >/dev/null 2>&1; echo ping-rc=\\$?"
-echo enable > /sys/firmware/acpi/interrupts/gpe01
+${DEAF_GUEST}
 section alive sh -c 'echo guest-alive; cat /proc/uptime'
 `;
 

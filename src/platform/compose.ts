@@ -6,7 +6,7 @@ import { subtractRanges, unionRanges } from '../hw/mem/range.js';
 import { parseBdf, sameBdf } from '../hw/pci/address.js';
 import type { Capture } from '../hw/pci/capture.js';
 import type { ComposedPci, FunctionPolicy } from '../hw/pci/compose.js';
-import { MESSAGE_SIGNALLED } from '../hw/pci/real.js';
+import { hidingAlso, MESSAGE_SIGNALLED } from '../hw/pci/real.js';
 import { passthroughName, pciComposeInput } from '../plan/pci.js';
 import { DEFAULT_PM } from '../hw/acpi/generate/facts.js';
 import { PlanError, type PlanProblem } from '../plan/load.js';
@@ -341,7 +341,7 @@ function withUioPolicies<T extends { readonly functions?: readonly FunctionPolic
   for (const u of uio) {
     const i = functions.findIndex((f) => f.target === u.name);
     const have = i < 0 ? undefined : functions[i]!;
-    const policy: FunctionPolicy = { ...(have ?? { target: u.name, path: u.path }), capabilities: { ...(have?.capabilities ?? {}), hide: [...(have?.capabilities?.hide ?? []), ...MESSAGE_SIGNALLED] } };
+    const policy: FunctionPolicy = { ...(have ?? { target: u.name, path: u.path }), capabilities: hidingAlso(have?.capabilities ?? {}, MESSAGE_SIGNALLED) };
     if (i < 0) functions.push(policy);
     else functions[i] = policy;
   }

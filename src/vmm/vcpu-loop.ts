@@ -272,14 +272,14 @@ export function mmioExit(run: DataView, mmio: MmioBus): void {
   }
 }
 
+/** What the registers say after an INIT: CS 0xf000, RIP 0xfff0, CR0 with CD, NW and ET, the real-mode IDT. */
+const INIT_STATE = { cs: 0xf000, rip: 0xfff0n, cr0: 0x6000_0010n, idtLimit: 0xffff };
+
 /**
  * The registers that say where a guest died: the faulting RIP, its stack, CR2 (the last page
  * fault's address), CR3 and the IDT. A triple fault leaves no guest console line behind, so this
  * is the only trace of where it happened.
  */
-/** What the registers say after an INIT: CS 0xf000, RIP 0xfff0, CR0 with CD, NW and ET, the real-mode IDT. */
-const INIT_STATE = { cs: 0xf000, rip: 0xfff0n, cr0: 0x6000_0010n, idtLimit: 0xffff };
-
 export function cpuState(vcpu: Vcpu): string | undefined {
   try {
     const r = vcpu.getRegisters();

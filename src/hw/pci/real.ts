@@ -45,7 +45,9 @@ export function undeliverableCapabilities(interrupts: InterruptInfo): Capability
   return [...(interrupts.msi === 0 ? [MSI_SELECTOR] : []), ...(interrupts.msix === 0 ? [MSIX_SELECTOR] : [])];
 }
 
-/** `policy` with `extra` hidden as well. */
+/** `policy` with `extra` hidden as well (no policy stays none when there is nothing to add). */
+export function hidingAlso(policy: CapabilityPolicy, extra: readonly CapabilitySelector[]): CapabilityPolicy;
+export function hidingAlso(policy: CapabilityPolicy | undefined, extra: readonly CapabilitySelector[]): CapabilityPolicy | undefined;
 export function hidingAlso(policy: CapabilityPolicy | undefined, extra: readonly CapabilitySelector[]): CapabilityPolicy | undefined {
   if (extra.length === 0) return policy;
   return { ...(policy ?? {}), hide: [...(policy?.hide ?? []), ...extra] };

@@ -9,6 +9,7 @@ import { CAP_MSI, CAP_MSIX, knownCapability, walkCapabilities } from '../../src/
 import type { InterruptInfo } from '../../src/hw/pci/backend.js';
 import { buildRealFunction, hidingAlso, undeliverableCapabilities, type CapabilityPolicy } from '../../src/hw/pci/real.js';
 import { readLE } from '../../src/hw/pci/endian.js';
+import { HEADER_TYPE, HEADER_TYPE_MULTIFUNCTION } from '../../src/hw/pci/regs.js';
 import type { Capture } from '../../src/hw/pci/capture.js';
 import { composePci, type FunctionPolicy } from '../../src/hw/pci/compose.js';
 import { writeLspciDump } from '../../src/hw/pci/view.js';
@@ -170,7 +171,7 @@ test('MSI and MSI-X a back-end offers no vector for are hidden from the guest, w
   const guestCaps = (interrupts: InterruptInfo, plan?: CapabilityPolicy): number[] => {
     const capabilities = hidingAlso(plan, undeliverableCapabilities(interrupts));
     const { fn } = buildRealFunction({ id: 'hot', backend: new RecordingBackend(real.fn.bytes), ...(capabilities === undefined ? {} : { capabilities }) });
-    return walkCapabilities((o, s) => fn.read(o, s), real.fn.bytes.length, fn.read(0x0e, 1) & 0x7f).caps.filter((c) => !c.extended).map((c) => c.id);
+    return walkCapabilities((o, s) => fn.read(o, s), real.fn.bytes.length, fn.read(HEADER_TYPE, 1) & ~HEADER_TYPE_MULTIFUNCTION).caps.filter((c) => !c.extended).map((c) => c.id);
   };
   const where = `${real.name} ${formatBdf(real.fn.bdf)}`;
   // uio: INTx only. A plan that allows MSI does not bring it back.

@@ -6,13 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { skipUnlessCommand } from '../helpers/require.js';
 import { hvmpt } from '../helpers/run.js';
+import { chooseLabAccel, LabTimeoutError, runLab } from '../../src/host/lab/index.js';
 
 const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -165,6 +166,33 @@ test('hvmpt lab: bad device specs, images and options are typed errors naming th
     const noQemu = hvmpt(['lab', '--', 'true'], { env: { ...process.env, PATH: '/nonexistent' } });
     assert.equal(noQemu.status, 1);
     assert.match(noQemu.stderr, /^hvmpt: lab host: cannot run qemu-system-x86_64: .*ENOENT \(Debian package qemu-system-x86\); scripts\/setup\.sh installs it$/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('hvmpt lab: a deadline stops a lab host that has not come up, with a typed error naming it and the console so far', async (t) => {
+  if (!skipUnlessCommand(t, 'qemu-system-x86_64', 'qemu-system-x86')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'hvmpt-lab-deadline-'));
+  try {
+    // A QEMU that prints a line and then hangs, like a lab kernel stuck before the lab's marker.
+    const fake = join(dir, 'qemu');
+    writeFileSync(fake, '#!/bin/sh\necho "stuck in early boot"\nexec sleep 120\n');
+    chmodSync(fake, 0o755);
+    const deadlineMs = Date.now() + 3000;
+    const begun = Date.now();
+    await assert.rejects(
+      runLab({ command: ['true'], accel: chooseLabAccel({ paging: false, why: 'test' }), qemu: fake, bootTimeoutS: 600, deadlineMs, log: () => {}, stdout: () => {}, stderr: () => {} }),
+      (err: unknown) => {
+        assert.ok(err instanceof LabTimeoutError, String(err));
+        assert.equal(err.where.input, 'deadlineMs');
+        assert.equal(err.where.at, new Date(deadlineMs).toISOString());
+        assert.match(err.message, /the lab reached its deadline before the command started; its console ended with:\nstuck in early boot$/);
+        return true;
+      },
+    );
+    // Stopped at the deadline, not at the boot timeout (600 s) nor QEMU's own end (120 s).
+    assert.ok(Date.now() - begun < 60_000, `stopped after ${Date.now() - begun} ms`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

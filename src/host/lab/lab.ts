@@ -46,6 +46,12 @@ export interface LabOptions {
   /** Seconds the lab host may take to come up; default 300. */
   readonly bootTimeoutS?: number;
   /**
+   * A wall-clock time (ms since the epoch) past which the lab is stopped, whatever it is doing:
+   * waiting for a guest slot, booting, or running the command. For a caller with a limit of its
+   * own (a test file's), which timeoutS alone cannot keep: the wait for a slot comes before it.
+   */
+  readonly deadlineMs?: number;
+  /**
    * Directories of this machine the command may write to, shared read-write at their own path
    * (each must exist); everything else of this machine stays read-only.
    */
@@ -240,6 +246,15 @@ export async function runLab(options: LabOptions): Promise<LabRun> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const deadline = options.deadlineMs;
+  const deadlineTimer =
+    deadline === undefined
+      ? undefined
+      : setTimeout(() => {
+          const where = upAt === undefined ? 'before the command started' : `after the command ran ${Math.round((Date.now() - upAt) / 1000)} s`;
+          const tail = console_.trim() === '' ? '' : `; its console ended with:\n${consoleTail(console_)}`;
+          abort.abort(new LabTimeoutError(`the lab reached its deadline ${where}${tail}`, { input: 'deadlineMs', at: new Date(deadline).toISOString() }));
+        }, Math.max(0, deadline - Date.now()));
   try {
     const run = await bootGuest({
       kernel: kernel.vmlinuz,
@@ -266,6 +281,7 @@ export async function runLab(options: LabOptions): Promise<LabRun> {
   } finally {
     clearTimeout(bootTimer);
     clearTimeout(commandTimer);
+    clearTimeout(deadlineTimer);
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }

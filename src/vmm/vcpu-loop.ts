@@ -5,7 +5,7 @@ import { EAGAIN, EINTR } from '../native/sys.js';
 import { hex } from '../util/format.js';
 import { EXIT, IOCTL, IO_DIRECTION_OUT, MP_STATE, RUN } from './kvm/abi.js';
 import { cpuWord, EXITS, KICK, PENDING, PROBE, PROBE_ALIVE, PROBE_NONE, PROBE_REQUESTED, REQUEST, REQUEST_DONE, REQUEST_PENDING, STOP, STOP_REQUESTED, type RunControl } from './vcpu-control.js';
-import type { Vcpu } from './kvm/vcpu.js';
+import type { Registers, SpecialRegisters, Vcpu } from './kvm/vcpu.js';
 import { writeGuestBytes, type MmioBus, type PortBus } from './io-bus.js';
 
 /** Why the vCPU loop ended. */
@@ -272,8 +272,26 @@ export function mmioExit(run: DataView, mmio: MmioBus): void {
   }
 }
 
-/** What the registers say after an INIT: CS 0xf000, RIP 0xfff0, CR0 with CD, NW and ET, the real-mode IDT. */
-const INIT_STATE = { cs: 0xf000, rip: 0xfff0n, cr0: 0x6000_0010n, idtLimit: 0xffff };
+/**
+ * What the registers say after an INIT: CS 0xf000, RIP 0xfff0, CR0 with ET (an INIT keeps the
+ * CD and NW the guest had: SeaBIOS clears both, so CR0 reads 0x10 after it, 0x60000010 before),
+ * paging and long mode off, the real-mode IDT.
+ */
+const INIT_STATE = { cs: 0xf000, rip: 0xfff0n, cr0: 0x10n, cr0Kept: 0x6000_0000n, idtLimit: 0xffff };
+
+/** Registers an INIT left: where no guest can stand at a shutdown (real mode at the reset vector takes no triple fault). */
+function initState(r: Registers, s: SpecialRegisters): boolean {
+  return (
+    s.cs.selector === INIT_STATE.cs &&
+    r.rip === INIT_STATE.rip &&
+    (s.cr0 & ~INIT_STATE.cr0Kept) === INIT_STATE.cr0 &&
+    s.cr3 === 0n &&
+    s.cr4 === 0n &&
+    s.efer === 0n &&
+    s.idt.base === 0n &&
+    s.idt.limit === INIT_STATE.idtLimit
+  );
+}
 
 /**
  * The registers that say where a guest died: the faulting RIP, its stack, CR2 (the last page
@@ -286,7 +304,7 @@ export function cpuState(vcpu: Vcpu): string | undefined {
     const s = vcpu.getSpecialRegisters();
     // KVM on AMD re-initialises a vCPU at a shutdown intercept (the VMCB is undefined after one):
     // the registers then show the reset vector, not where the guest stood.
-    if (s.cs.selector === INIT_STATE.cs && r.rip === INIT_STATE.rip && s.cr0 === INIT_STATE.cr0 && s.idt.limit === INIT_STATE.idtLimit) {
+    if (initState(r, s)) {
       return `vCPU ${vcpu.id}: its registers are lost: this host's KVM re-initialised the vCPU at the shutdown (KVM on AMD SVM does)`;
     }
     return (

@@ -121,8 +121,13 @@ test('update-mapping events fire exactly when the effective mapping changes', ()
       [6, 0xc010_0000n],
     ],
   );
+  // The device side (a model, a plug-in) may set a BAR's register with no event; the next Command
+  // write, even one that changes no decode bit (INTx disable), works the mappings out again.
+  step('a BAR set device-side while decoding: no event of its own', () => fn.setStored(0x10, 4, 0xd020_0000), []);
+  step('a Command write that changes no decode bit picks the move up', () => fn.write(0x04, 2, 0x0402), [[0, 0xd000_0000n, 0xd020_0000n]]);
+  step('and the next one finds nothing changed', () => fn.write(0x04, 2, 0x0002), []);
   step('topology reset unmaps everything', () => topology.reset(), [
-    [0, 0xd000_0000n, null],
+    [0, 0xd020_0000n, null],
     [2, 0xa_0000_0000n, null],
     [6, 0xc010_0000n, null],
   ]);

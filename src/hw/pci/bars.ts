@@ -144,6 +144,12 @@ export class BarSet {
   readonly layouts: readonly BarLayout[];
   private readonly fn: PciFunction;
   private readonly current: (BarMapping | null)[];
+  /**
+   * What the mappings were last worked out from: Command's decode bits, then each BAR
+   * register's dwords. A Command write that changes no decode bit (a driver masking INTx, on
+   * every interrupt) then costs a few compares, not the BigInt work of every BAR.
+   */
+  private readonly inputs: Uint32Array;
 
   /**
    * Declares the BAR registers on `fn` and starts watching Command and the BAR registers.
@@ -161,6 +167,8 @@ export class BarSet {
       fn.declare({ offset, size: 4, emulated: 0xffff_ffff, writable: 0, value: initial.get(offset) ?? 0, reset: 0 });
     }
     for (const b of layouts) declareBar(fn, b, initial);
+    this.inputs = new Uint32Array(1 + layouts.reduce((n, b) => n + dwordsOf(b), 0));
+    this.inputsChanged();
     this.current = layouts.map((b) => this.effective(b));
     fn.bars = this;
     fn.watch(COMMAND, 2, () => this.update());
@@ -196,6 +204,8 @@ export class BarSet {
 
   /** Re-evaluates every BAR and emits an event for each whose effective mapping changed. */
   update(): void {
+    // The mappings are a function of these registers alone (and the layouts' fixed sizes).
+    if (!this.inputsChanged()) return;
     for (let i = 0; i < this.layouts.length; i++) {
       const b = this.layouts[i]!;
       const now = this.effective(b);
@@ -216,6 +226,28 @@ export class BarSet {
     }
   }
 
+  /** Records the registers the mappings follow; whether any differs from the last record. */
+  private inputsChanged(): boolean {
+    const v = this.inputs;
+    let changed = false;
+    const decode = this.fn.getStored(COMMAND, 2) & (CMD_IO | CMD_MEMORY);
+    if (v[0] !== decode) {
+      v[0] = decode;
+      changed = true;
+    }
+    let k = 1;
+    for (const b of this.layouts) {
+      for (let d = 0; d < dwordsOf(b); d++, k++) {
+        const x = this.fn.getStored(b.offset + 4 * d, 4) >>> 0;
+        if (v[k] !== x) {
+          v[k] = x;
+          changed = true;
+        }
+      }
+    }
+    return changed;
+  }
+
   private effective(b: BarLayout): BarMapping | null {
     if (b.size === undefined) return null;
     const cmd = this.fn.getStored(COMMAND, 2);
@@ -230,6 +262,9 @@ export class BarSet {
     return { address: this.address(b), size: b.size };
   }
 }
+
+/** The register dwords a BAR's address takes: two for a 64-bit memory BAR. */
+const dwordsOf = (b: BarLayout): number => (b.kind === 'mem64' ? 2 : 1);
 
 function sameMapping(a: BarMapping | null, b: BarMapping | null): boolean {
   if (a === null || b === null) return a === b;

@@ -118,7 +118,11 @@ export class PciFunction {
   private readonly resetValue: Uint8Array;
   private readonly dwordKind: Uint8Array;
   private readonly watched: Uint8Array;
-  private readonly watches: WriteWatch[] = [];
+  /**
+   * Replaced, never changed in place: a listener may add or remove watches while notify walks
+   * the list as it was, and a write on the exit path then needs no copy of it.
+   */
+  private watches: readonly WriteWatch[] = [];
   private host: FunctionHost | null = null;
 
   constructor(options: { id: string; kind: FunctionKind; backend?: ConfigBackend | null; length?: number }) {
@@ -330,11 +334,10 @@ export class PciFunction {
    */
   watch(offset: number, size: number, listener: ConfigWriteListener): () => void {
     const w: WriteWatch = { start: offset, end: offset + size, listener };
-    this.watches.push(w);
+    this.watches = [...this.watches, w];
     this.refreshWatched();
     return () => {
-      const i = this.watches.indexOf(w);
-      if (i >= 0) this.watches.splice(i, 1);
+      this.watches = this.watches.filter((x) => x !== w);
       this.refreshWatched();
     };
   }
@@ -355,8 +358,9 @@ export class PciFunction {
   private notify(offset: number, size: AccessSize, value: number): void {
     const end = offset + size;
     const event: ConfigWriteEvent = { fn: this, offset, size, value };
-    // A listener may add or remove watches; iterate over the list as it was.
-    for (const w of [...this.watches]) {
+    const watches = this.watches;
+    for (let i = 0; i < watches.length; i++) {
+      const w = watches[i]!;
       if (w.start < end && offset < w.end) w.listener(event);
     }
   }

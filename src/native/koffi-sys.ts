@@ -78,6 +78,17 @@ export function createKoffiSys(): Sys {
     if (n < 0) throw new SysError(call, errno(), input);
     return n;
   };
+  /**
+   * A call a signal interrupted is made again: any signal may land in a thread (a profiler's
+   * SIGPROF, a kick that came late), and KVM_CREATE_VM, for one, gives EINTR for it. Only
+   * KVM_RUN's EINTR means something (a kick), and it goes through ioctlRaw.
+   */
+  const untilDone = (call: () => unknown): unknown => {
+    for (;;) {
+      const r = call();
+      if (Number(r) >= 0 || errno() !== EINTR) return r;
+    }
+  };
   const eight = new Uint8Array(8);
   const eightView = new DataView(eight.buffer);
 
@@ -123,8 +134,8 @@ export function createKoffiSys(): Sys {
   return {
     open: (path, flags) => check('open', open(path, flags), path),
     close: (fd) => void check('close', close(fd)),
-    ioctlValue: (fd, request, arg) => check(`ioctl 0x${request.toString(16)}`, ioctlValue(fd, request, arg)),
-    ioctlBuffer: (fd, request, data) => check(`ioctl 0x${request.toString(16)}`, ioctlBuffer(fd, request, data)),
+    ioctlValue: (fd, request, arg) => check(`ioctl 0x${request.toString(16)}`, untilDone(() => ioctlValue(fd, request, arg))),
+    ioctlBuffer: (fd, request, data) => check(`ioctl 0x${request.toString(16)}`, untilDone(() => ioctlBuffer(fd, request, data))),
     ioctlRaw: (fd, request) => {
       const r = ioctlNone(fd, request, 0) as number;
       return r < 0 ? -errno() : r;

@@ -9,7 +9,7 @@ import { HvmptError } from '../errors.js';
 export interface Sys {
   open(path: string, flags: number): number;
   close(fd: number): void;
-  /** ioctl with an integer argument (or none); returns the non-negative result, throws SysError. */
+  /** ioctl with an integer argument (or none); returns the non-negative result, throws SysError (made again after EINTR, as ioctlBuffer is). */
   ioctlValue(fd: number, request: number, arg: number | bigint): number;
   /** ioctl whose argument points at `data`; the kernel may read and write it. */
   ioctlBuffer(fd: number, request: number, data: Uint8Array): number;

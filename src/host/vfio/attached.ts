@@ -17,6 +17,7 @@ import {
   type RegionAccess,
   type ResetMethod,
 } from '../../hw/pci/backend.js';
+import { COMMAND } from '../../hw/pci/regs.js';
 import { MAP_SHARED, PROT_READ, PROT_WRITE, type Mapping, type Sys } from '../../native/sys.js';
 import { IRQ_SET, PCI_IRQ } from './abi.js';
 import { VfioContainer, VfioDevice, VfioError, type VfioRegion } from './vfio.js';
@@ -72,11 +73,26 @@ export function attachVfio(sys: Sys, handle: Extract<BackendHandle, { kind: 'vfi
   const configRegion = device.region(CONFIG_REGION);
   if (configRegion === undefined) throw new VfioError('the device has no config region', { input: handle.address });
 
+  // Command as vfio-pci last gave or took it. Only this process reaches the device's config
+  // space (its group is ours), and vfio-pci reads back the bits it virtualises (decode, INTx
+  // disable) as last written, so until another register is written or the device is reset,
+  // Command reads back what was last read or written. The read a Command write needs first (for
+  // the bits the guest does not own) is served from here: a driver that masks INTx writes
+  // Command twice an interrupt, and each read is a system call.
+  let command: number | undefined;
   const config: ConfigBackend = {
     length: Number(configRegion.size > 4096n ? 4096n : configRegion.size),
     source: `${handle.address} (vfio-pci)`,
-    read: (offset, size) => device.read(configRegion, offset, size),
-    write: (offset, size, value) => device.write(configRegion, offset, size, value),
+    read: (offset, size) => {
+      if (offset === COMMAND && size === 2 && command !== undefined) return command;
+      const v = device.read(configRegion, offset, size);
+      if (offset === COMMAND && size !== 1) command = v & 0xffff;
+      return v;
+    },
+    write: (offset, size, value) => {
+      device.write(configRegion, offset, size, value);
+      command = offset === COMMAND && size !== 1 ? value & 0xffff : undefined;
+    },
     barSize: (index) => {
       const r = device.region(index);
       return r === undefined ? undefined : r.size;
@@ -132,6 +148,7 @@ export function attachVfio(sys: Sys, handle: Extract<BackendHandle, { kind: 'vfi
     interrupts,
     dma: dmaControl,
     reset(): ResetMethod {
+      command = undefined;
       device.reset();
       return options.description.reset[0] ?? 'none';
     },

@@ -79,9 +79,10 @@ export function createKoffiSys(): Sys {
     return n;
   };
   /**
-   * A call a signal interrupted is made again: any signal may land in a thread (a profiler's
-   * SIGPROF, a kick that came late), and KVM_CREATE_VM, for one, gives EINTR for it. Only
-   * KVM_RUN's EINTR means something (a kick), and it goes through ioctlRaw.
+   * A call a signal interrupted is made again: a profiler's SIGPROF reaches the thread it
+   * samples in the middle of whatever it does, a kick may come late, and KVM_CREATE_VM, for
+   * one, gives EINTR for it. Only KVM_RUN's EINTR means something (a kick): that goes through
+   * ioctlRaw.
    */
   const untilDone = (call: () => unknown): unknown => {
     for (;;) {

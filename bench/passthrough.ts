@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { buildInitrd, ensureDebianKernel } from '../src/host/guest/index.js';
 
 /**
- * `npm run bench -- passthrough [--cycles N] [--pings N]`
+ * `npm run bench -- passthrough [--cycles N] [--pings N] [--lab-cpus N]`
  *
  * One lab host with an Intel IOMMU in pass-through mode (hvmpt lab --iommu intel, `iommu=pt`)
  * booted with the identity carve `hvmpt e820 carve` computes from its own map (read by a short
@@ -22,7 +22,9 @@ import { buildInitrd, ensureDebianKernel } from '../src/host/guest/index.js';
  * The guest measures the same things each time with its own drivers:
  * - edu INTx round trips per second (raise, wait on /dev/uio0, acknowledge; edu-tool);
  * - nvme sequential read, MB/s (dd of the 64 MiB image with O_DIRECT, 1 MiB blocks);
- * - e1000e ping round trip, µs (busybox ping6 -A to the lab host's own e1000e over a QEMU hub).
+ * - e1000e ping round trip, µs (busybox ping6 -A -q to the lab host's own e1000e over a QEMU hub;
+ *   quiet, since a line on the guest's serial console per reply is a port exit per character
+ *   between replies, which measures the console, not the pass-through).
  *
  * Figures from a nested lab are relative: compare them within one run, not across machines.
  */
@@ -32,14 +34,18 @@ const REPO = resolve(here, '..', '..');
 const GUEST_SIZE = '256M';
 /** The carve starts at or above 1 GiB: away from the lab host's kernel image and early allocations. */
 const CARVE_ABOVE = '1G';
-/** The lab host of both boots: the map read by the first is the one the second is carved from. */
-const LAB = ['--iommu', 'intel', '--memory', '3G'];
+/**
+ * The lab host of both boots: the map read by the first is the one the second is carved from.
+ * `--lab-cpus` gives its CPUs (default 1): with one, the guest's vCPU thread, the VMM's other
+ * threads and the lab kernel's own work (the hub peer's network stack) all take turns on it.
+ */
+const labArgs = (cpus: number): string[] => ['--iommu', 'intel', '--memory', '3G', '--cpus', String(cpus)];
 
 /**
  * The kernel parameters of the identity carve for GUEST_SIZE, from the lab host's own firmware
  * map as `hvmpt e820 carve` computes it (the map read by a short boot of the same lab host).
  */
-function labCarve(work: string): string[] {
+function labCarve(work: string, LAB: readonly string[]): string[] {
   const hvmpt = (args: readonly string[]): string => {
     const r = spawnSync(process.execPath, [join(REPO, 'dist/hvmpt.mjs'), ...args], { encoding: 'utf8', maxBuffer: 64 << 20, cwd: work });
     if (r.status !== 0) throw new Error(`hvmpt ${args.slice(0, 2).join(' ')}: exit ${r.status}:\n${r.stderr.slice(-2000)}`);
@@ -68,7 +74,7 @@ t0=$(cut -d' ' -f1 /proc/uptime); dd if=$blk of=/dev/null bs=1M count=64 iflag=d
 section nvme echo "seconds $t0 $t1"
 eth=$(ls $nic/net); ip link set $eth up
 for i in $(seq 300); do ip -6 addr show dev $eth | grep -v tentative | grep -q "inet6 fe80" && break; sleep 0.2; done
-section ping ping6 -c ${pings} -A -W 10 -I $eth "$(cat /proc/cmdline | sed -n 's/.*hvmpt_peer=\\([^ ]*\\).*/\\1/p')%$eth"
+section ping ping6 -q -c ${pings} -A -W 10 -I $eth "$(cat /proc/cmdline | sed -n 's/.*hvmpt_peer=\\([^ ]*\\).*/\\1/p')%$eth"
 `;
 
 interface Figures {
@@ -93,6 +99,7 @@ function figures(out: string, who: string): Figures {
 export async function main(args: readonly string[]): Promise<void> {
   const cycles = arg(args, '--cycles', 2000);
   const pings = arg(args, '--pings', 200);
+  const LAB = labArgs(arg(args, '--lab-cpus', 1));
   const work = mkdtempSync(join(tmpdir(), 'hvmpt-bench-pt-'));
   try {
     const tool = join(work, 'edu-tool');
@@ -105,7 +112,7 @@ export async function main(args: readonly string[]): Promise<void> {
       buildInitrd({ script: GUEST(cycles, pings), kernel, modules: ['uio_pci_generic', 'e1000e', 'nvme'], files: [{ path: 'bin/edu-tool', hostPath: tool, mode: 0o755 }] }),
     );
     const cmdline = 'console=ttyS0 panic=-1 loglevel=3 hvmpt_peer=@PEER@';
-    const carve = labCarve(work);
+    const carve = labCarve(work, LAB);
     const boot = `machine:\n  boot: { kind: linux, kernel: ${kernel.vmlinuz}, initrd: guest.cpio, cmdline: "${cmdline}" }\n  timeout: 3000\n`;
     const devices = (backend: string): string => ['1234:11e8', '8086:10d3', '1b36:0010'].map((h) => `    - { host: "${h}", backend: ${backend} }\n`).join('');
     writeFileSync(join(work, 'vfio.in'), `memory: { size: ${GUEST_SIZE} }\npci:\n  passthrough:\n${devices('vfio')}${boot}`);
@@ -149,7 +156,7 @@ ${H} unbind $1 $2 $3 >/dev/null
     const q = figures(leg('qemu', 'end'), 'qemu');
     const labLine = /^hvmpt lab: (TCG|KVM)[^:]*/m.exec(lab.stderr)?.[0] ?? 'hvmpt lab';
     const ratio = (a: number, b: number): string => (a / b).toFixed(2);
-    process.stdout.write(`# ${labLine}; figures are relative (nested); identity = hvmpt, uio, guest RAM in the carve; hvmpt = hvmpt, VFIO\n`);
+    process.stdout.write(`# ${labLine}, ${LAB[LAB.indexOf('--cpus') + 1]} CPU(s); figures are relative (nested); identity = hvmpt, uio, guest RAM in the carve; hvmpt = hvmpt, VFIO\n`);
     process.stdout.write(`edu_intx_per_s_identity: ${i.intxPerS}\nedu_intx_per_s_hvmpt: ${h.intxPerS}\nedu_intx_per_s_qemu: ${q.intxPerS}\n`);
     process.stdout.write(`edu_intx_ratio: ${ratio(h.intxPerS, q.intxPerS)}\nedu_intx_ratio_identity_qemu: ${ratio(i.intxPerS, q.intxPerS)}\nedu_intx_ratio_identity_vfio: ${ratio(i.intxPerS, h.intxPerS)}\n`);
     process.stdout.write(`nvme_read_mb_s_identity: ${i.nvmeMBs.toFixed(1)}\nnvme_read_mb_s_hvmpt: ${h.nvmeMBs.toFixed(1)}\nnvme_read_mb_s_qemu: ${q.nvmeMBs.toFixed(1)}\n`);

@@ -105,5 +105,18 @@ test('a Command write through VFIO reads the device once, then keeps what it wro
   const reads = calls.pread;
   fn.read(0x04, 4);
   fn.read(0x04, 4);
-  assert.equal(calls.pread - reads, 2);
+  fn.read(0x06, 2);
+  assert.equal(calls.pread - reads, 3);
+  // The INTx cycle of a driver that masks through Command (uio_pci_generic): Command and Status
+  // read, INTx masked; then, from user space, Command read alone and INTx unmasked. One read of
+  // the device a cycle: the one that needs Status.
+  const cycle = { pread: calls.pread, pwrite: calls.pwrite };
+  for (let i = 0; i < 100; i++) {
+    fn.read(0x04, 4);
+    fn.write(0x04, 2, 0x0406);
+    assert.equal(fn.read(0x04, 2), 0x8406, 'the guest\'s bits and the device\'s reserved bit');
+    fn.write(0x04, 2, 0x0006);
+  }
+  assert.equal(calls.pread - cycle.pread, 100);
+  assert.equal(calls.pwrite - cycle.pwrite, 200);
 });

@@ -16,6 +16,30 @@ test('emulated, pass-through and mixed bits compose per bit', () => {
   assert.equal(fn.read(0x43, 1), 0xaa);
 });
 
+test('a read reaches the backend at its own offset and size, never wider, and not at all for emulated bytes', () => {
+  const dev = new RecordingBackend(configBytes(256, [[0x40, 4, 0xaabbccdd], [0x04, 4, 0x0010_0406]]));
+  const fn = new PciFunction({ id: 't', kind: 'real', backend: dev });
+  fn.declare({ offset: 0x40, size: 4, emulated: 0x0000_ffff, writable: 0, value: 0x1122 });
+  assert.equal(fn.read(0x04, 2), 0x0406);
+  assert.equal(fn.read(0x06, 2), 0x0010);
+  assert.equal(fn.read(0x05, 1), 0x04);
+  assert.deepEqual(dev.reads, [
+    [0x04, 2],
+    [0x06, 2],
+    [0x05, 1],
+  ]);
+  dev.reads.length = 0;
+  // Both bytes emulated: the device is not asked; one emulated byte of two: merged.
+  assert.equal(fn.read(0x40, 2), 0x1122);
+  assert.equal(fn.read(0x41, 1), 0x11);
+  assert.equal(fn.read(0x42, 2), 0xaabb);
+  assert.deepEqual(dev.reads, [[0x42, 2]]);
+  dev.reads.length = 0;
+  // A word straddling emulated and device bytes asks the device for the word and keeps the emulated byte.
+  assert.equal(fn.read(0x41, 2), 0xbb11);
+  assert.deepEqual(dev.reads, [[0x41, 2]]);
+});
+
 test('a write reaches the backend at its own offset and size, never wider', () => {
   const dev = new RecordingBackend(configBytes(256, [[0x40, 4, 0]]));
   const fn = new PciFunction({ id: 't', kind: 'real', backend: dev });

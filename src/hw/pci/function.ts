@@ -166,11 +166,28 @@ export class PciFunction {
   read(offset: number, size: AccessSize): number {
     if ((offset & 3) === 0 && size === 4) return this.read32(offset);
     const shift = (offset & 3) * 8;
-    if (shift + size * 8 <= 32) return ((this.read32(offset & ~3) >>> shift) & maskOf(size)) >>> 0;
+    if (shift + size * 8 <= 32) return this.readWithin(offset, size, shift);
     // Crosses a dword boundary (only ECAM can ask for this): assemble from two dwords.
     const lo = this.read32(offset & ~3) >>> shift;
     const hi = (offset & ~3) + 4 < EXT_CONFIG_SIZE ? this.read32((offset & ~3) + 4) : ONES;
     return ((lo | (hi << (32 - shift))) & maskOf(size)) >>> 0;
+  }
+
+  /**
+   * A read of 1 or 2 bytes inside one dword. Only the bytes asked for reach the device, as the
+   * guest asked for them: a driver reading Command alone is answered from what the back-end
+   * keeps (VFIO keeps Command, and a read it cannot serve is a system call), and no neighbouring
+   * register is read on the guest's behalf.
+   */
+  private readWithin(offset: number, size: AccessSize, shift: number): number {
+    const i = offset >>> 2;
+    const mask = maskOf(size);
+    const stored = (this.storage32[i]! >>> shift) & mask;
+    if (this.dwordKind[i] === KIND_EMU) return stored >>> 0;
+    const e = (this.emu32[i]! >>> shift) & mask;
+    if (e === mask) return stored >>> 0;
+    const dev = this.backend!.read(offset, size);
+    return ((stored & e) | (dev & ~e & mask)) >>> 0;
   }
 
   /** A dword read at a dword-aligned offset below 4096: the fast path. */

@@ -133,6 +133,33 @@ test('i8042: self-tests, keyboard reset/ID, command byte, reset line; port 0x92 
   assert.match(sys.events[1] ?? '', /0x92 fast reset/);
 });
 
+test('i8042: every byte of a reply is an interrupt of its own (a rising edge each), keyboard and mouse', () => {
+  const kbd = probeLine();
+  const aux = probeLine();
+  const k = new I8042(probeSystem(), kbd, aux);
+  const rises = (line: { levels: boolean[] }): number => line.levels.filter((l, i) => l && line.levels[i - 1] !== true).length;
+  k.writePort(0x64, 1, 0x60);
+  k.writePort(0x60, 1, 0x43); // translation, both interrupts on, both ports enabled
+  // atkbd's probe: GET ID answers ACK, 0xAB, 0x41 (translated); Linux reads each byte in the
+  // interrupt it raised.
+  k.writePort(0x60, 1, 0xf2);
+  const got: number[] = [];
+  while (k.readPort(0x64, 1) & 1) {
+    assert.equal(kbd.levels.at(-1), true, `IRQ1 is up for byte ${got.length}`);
+    got.push(k.readPort(0x60, 1));
+  }
+  assert.deepEqual(got, [0xfa, 0xab, 0x41]);
+  assert.equal(rises(kbd), 3);
+  assert.equal(kbd.levels.at(-1), false);
+  // psmouse's reset: ACK, BAT, ID, each on IRQ12.
+  k.writePort(0x64, 1, 0xd4);
+  k.writePort(0x60, 1, 0xff);
+  while (k.readPort(0x64, 1) & 1) k.readPort(0x60, 1);
+  assert.equal(rises(aux), 3);
+  assert.equal(aux.levels.at(-1), false);
+  assert.equal(rises(kbd), 3, 'no keyboard interrupt for mouse bytes');
+});
+
 test('0xCF9 resets only with RST_CPU; ACPI PM powers off on SLP_EN with the S5 type and refuses other sleep states', () => {
   const sys = probeSystem();
   const rc = new ResetControl(sys);

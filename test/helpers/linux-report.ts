@@ -18,6 +18,7 @@ rtc() { cat /sys/class/rtc/rtc0/since_epoch; }
 edge() { __a=$(rtc); while [ "$(rtc)" = "$__a" ]; do :; done; }
 clock() { edge; r0=$(rtc); u0=$(cut -d' ' -f1 /proc/uptime); sleep 20; edge; r1=$(rtc); u1=$(cut -d' ' -f1 /proc/uptime); echo "rtc $r0 $r1 uptime $u0 $u1"; }
 section clock clock
+section inputs cat /proc/bus/input/devices
 section interrupts-after cat /proc/interrupts
 `;
 
@@ -29,6 +30,16 @@ export interface CpuClockReport {
   readonly clock: { readonly rtcSeconds: number; readonly uptimeSeconds: number };
   /** /proc/interrupts at the end: per row name (`0`, `4`, `LOC`, ...), the count on each CPU and the row's description. */
   readonly interrupts: Map<string, { readonly counts: number[]; readonly what: string }>;
+  /** The input devices Linux registered (/proc/bus/input/devices): name and physical path, e.g. `isa0060/serio0/input0`. */
+  readonly inputs: Array<{ readonly name: string; readonly phys: string }>;
+}
+
+/** /proc/bus/input/devices: each device's `N: Name=` and `P: Phys=`, in order. */
+export function parseInputDevices(text: string): Array<{ name: string; phys: string }> {
+  return text
+    .split(/\n\s*\n/)
+    .map((block) => ({ name: /^N: Name="(.*)"$/m.exec(block)?.[1], phys: /^P: Phys=(.*)$/m.exec(block)?.[1] }))
+    .filter((d): d is { name: string; phys: string } => d.name !== undefined && d.phys !== undefined);
 }
 
 /** /proc/interrupts: per row, the count on each CPU column and what follows. */
@@ -59,6 +70,7 @@ export function parseCpuClockReport(section: (name: string) => string): CpuClock
     clocksource: section('clocksource').trim(),
     clock: { rtcSeconds: Number(clock[2]) - Number(clock[1]), uptimeSeconds: Number(clock[4]) - Number(clock[3]) },
     interrupts: parseInterrupts(section('interrupts-after')),
+    inputs: parseInputDevices(section('inputs')),
   };
 }
 

@@ -9,7 +9,9 @@
  *    second taking the serial port's once its affinity says so (its handler's port exits are
  *    the ones the boot vCPU's thread serves for it);
  * 3. the clocksource is kvm-clock, and 20 s of the guest's sleep are 20 s of the host's clock
- *    (the RTC, which the monitor serves from the host's time, read at two second edges).
+ *    (the RTC, which the monitor serves from the host's time, read at two second edges);
+ * 4. the PS/2 keyboard Linux registers on QEMU's i8042 it registers on hvmpt's, and a mouse
+ *    where QEMU's has one.
  * It needs a /dev/kvm that runs a paging kernel, so it runs in a lab host (by hand:
  * `hvmpt lab --cpus 2 -- node --test dist/test/vmm/linux-guest.test.js`).
  */
@@ -93,6 +95,14 @@ test('Linux on hvmpt (examples/linux.yaml, 2 vCPUs): no warning QEMU-KVM lacks, 
     assert.equal(mine.clocksource, 'kvm-clock');
     const { rtcSeconds, uptimeSeconds } = mine.clock;
     assert.ok(rtcSeconds >= 20 && Math.abs(uptimeSeconds - rtcSeconds) < 1, `guest ${uptimeSeconds} s against the host's ${rtcSeconds} s`);
+
+    // 4. The PS/2 ports: what Linux found on QEMU's i8042 it finds on hvmpt's (the keyboard by the
+    // same name; a mouse on the AUX port, whose name depends on the extensions a model answers).
+    const yours = cpuClock(theirs, 'QEMU', String(q.stdout));
+    const on = (r: CpuClockReport, port: string): string[] => r.inputs.filter((d) => d.phys.startsWith(`isa0060/${port}/`)).map((d) => d.name);
+    assert.ok(on(yours, 'serio0').length > 0, `QEMU's guest registered a keyboard: ${JSON.stringify(yours.inputs)}`);
+    assert.deepEqual(on(mine, 'serio0'), on(yours, 'serio0'), `hvmpt's guest registered the keyboard QEMU's does: ${JSON.stringify(mine.inputs)}`);
+    assert.equal(on(mine, 'serio1').length > 0, on(yours, 'serio1').length > 0, `a mouse on the AUX port as on QEMU: ${JSON.stringify(mine.inputs)} against ${JSON.stringify(yours.inputs)}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseInterrupts, warningsOnlyIn } from '../helpers/linux-report.js';
+import { parseInputDevices, parseInterrupts, warningsOnlyIn } from '../helpers/linux-report.js';
 
 /**
  * The comparison the Linux test makes, on lines Debian's kernel printed in the lab before the
@@ -56,4 +56,30 @@ test('/proc/interrupts rows: counts per CPU column and the description', () => {
   assert.deepEqual(rows.get('4'), { counts: [0, 56], what: 'IO-APIC 4-edge ttyS0' });
   assert.deepEqual(rows.get('LOC')?.counts, [3384, 2987]);
   assert.equal(rows.has('ERR'), false, 'a row without a count per CPU');
+});
+
+test('/proc/bus/input/devices: each device\'s name and physical path', () => {
+  // As Linux 6.1 lists QEMU's PS/2 keyboard and mouse (abridged to the lines that matter here).
+  const text = [
+    'I: Bus=0011 Vendor=0001 Product=0001 Version=ab41',
+    'N: Name="AT Translated Set 2 keyboard"',
+    'P: Phys=isa0060/serio0/input0',
+    'S: Sysfs=/devices/platform/i8042/serio0/input/input0',
+    'H: Handlers=sysrq kbd event0 ',
+    '',
+    'I: Bus=0011 Vendor=0002 Product=0006 Version=0000',
+    'N: Name="ImExPS/2 Generic Explorer Mouse"',
+    'P: Phys=isa0060/serio1/input0',
+    'H: Handlers=mouse0 event1 ',
+    '',
+    'I: Bus=0019 Vendor=0000 Product=0001 Version=0000',
+    'N: Name="Power Button"',
+    'S: Sysfs=/devices/LNXSYSTM:00/LNXPWRBN:00/input/input2',
+    '',
+  ].join('\n');
+  assert.deepEqual(parseInputDevices(text), [
+    { name: 'AT Translated Set 2 keyboard', phys: 'isa0060/serio0/input0' },
+    { name: 'ImExPS/2 Generic Explorer Mouse', phys: 'isa0060/serio1/input0' },
+  ]);
+  assert.deepEqual(parseInputDevices(''), []);
 });

@@ -55,7 +55,14 @@ export class I8042 implements PortIoHandler {
     void size;
     if (port === I8042_STATUS_PORT) return this.status();
     const head = this.out.shift();
-    if (head !== undefined) this.lastRead = head.byte;
+    if (head !== undefined) {
+      this.lastRead = head.byte;
+      // A real controller holds one byte at a time: the line falls as the byte is read and rises
+      // again for the next one. Linux's IOAPIC pins 1 and 12 are edge-triggered, so a line left
+      // high from one byte to the next is one interrupt for both, and libps2 waits out its
+      // timeout for every byte after a command's ACK (a keyboard's ID, a mouse's BAT).
+      this.lowerIrq();
+    }
     this.updateIrq();
     return this.lastRead;
   }
@@ -84,6 +91,11 @@ export class I8042 implements PortIoHandler {
   private push(byte: number, aux = false): void {
     this.out.push({ byte, aux });
     this.updateIrq();
+  }
+
+  private lowerIrq(): void {
+    if (this.kbdLevel) this.kbdIrq.set((this.kbdLevel = false));
+    if (this.auxLevel) this.auxIrq.set((this.auxLevel = false));
   }
 
   /**

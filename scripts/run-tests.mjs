@@ -231,15 +231,15 @@ function againNote(f, b, where, runs = 1) {
   const why = b.asleep
     ? 'a guest it booted fell asleep for good (its QEMU under TCG used no CPU; docs/lab.md, Limits)'
     : `it failed (${failed.length > 0 ? failed.join('; ') : `status ${b.status}`})`;
-  // The first run's whole TAP goes to stderr, for the record: only the second run's is counted.
-  process.stderr.write(`run-tests: the first run of ${f}:\n${b.text}`);
+  // Each run's whole TAP but the last goes to stderr, for the record: only the last is counted.
+  process.stderr.write(`run-tests: run ${runs} of ${f}:\n${b.text}`);
   return `${f} ran ${runAgainWords(runs)}${where}: ${why}`;
 }
 
 const labRun = (async () => {
   const blocks = new Map();
   for (let host = 1; host <= LAB_HOSTS; host++) {
-    // A file that failed counts as not done, once (a guest fallen asleep, up to MAX_RUNS in all).
+    // A file that failed counts as not done, once (a guest fallen asleep twice, twice: scripts/retry-policy.mjs).
     const left = inLab.filter((f) => !blocks.has(f) || runsAgain(f, blocks.get(f), blocks.get(f).runs));
     const budgetMs = LAB_BUDGET_MS - (Date.now() - started);
     if (left.length === 0 || budgetMs < 5 * 60_000) break;

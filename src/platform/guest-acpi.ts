@@ -44,7 +44,7 @@ export interface MachineAcpiFacts {
   readonly pci: ComposedPci;
   /** The host bridge's windows (see guestPciWindows). */
   readonly windows: GuestWindows;
-  /** Root slots that take a device while the guest runs (ACPI PCI hot-plug), when the plan has any. */
+  /** Root slots that take a device while the guest runs (ACPI PCI hot-plug), when the plan names some. */
   readonly hotplugSlots?: readonly number[];
 }
 

@@ -201,7 +201,7 @@ export class PluginDevice {
         result = r.value;
       } else result = runPlugin(this.name, f);
       if (isThenable(result)) {
-        // Its rejection, if any, must not become an unhandled one that ends the thread.
+        // A rejection of it must not become an unhandled one that ends the thread.
         Promise.resolve(result).catch(() => {});
         throw new PluginFault('it returned a promise: plug-in calls are synchronous (docs/plugins.md)', { input: this.name });
       }

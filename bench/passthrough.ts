@@ -75,7 +75,8 @@ const LAB_HOST_FAILED = /the lab host failed [^:]*: [^;\n]*/;
 /**
  * The lab kernel's tick, periodic: with edu, e1000e and nvme passed through to a nested guest, a
  * one-CPU lab host on Linux's one-shot timers fell asleep for good (docs/lab.md, Limits) in 4 of
- * 4 runs of four guest boots each on 2026-12-06, and with this tick ran 2 of 2 through.
+ * 4 runs of two to four guest boots each on 2026-12-06, and with this tick 2 runs of four boots
+ * went through.
  */
 const LAB_TICK = ['nohz=off', 'highres=off', 'lapic=notscdeadline'];
 
@@ -126,9 +127,9 @@ function figures(out: string, who: string): Figures {
 
 /**
  * hvmpt's VFIO guest and QEMU's take turns, ROUNDS times, and each figure is the mean of its
- * rounds: in one lab host a guest's figures drift with its place in the order (2026-12-06:
+ * rounds, so that neither is always the one booted later in the lab host's life (2026-12-06:
  * alternating in one lab host, edu came out at QEMU's rate; counted once, hvmpt second after
- * the identity guest and QEMU last, 0.84 and 0.93 of it).
+ * the identity guest and QEMU last, 0.84 and 0.93 of it; with two rounds, 0.89).
  */
 const ROUNDS = [1, 2];
 

@@ -239,7 +239,7 @@ function againNote(f, b, where, runs = 1) {
 const labRun = (async () => {
   const blocks = new Map();
   for (let host = 1; host <= LAB_HOSTS; host++) {
-    // A file that failed counts as not done, once (a guest fallen asleep twice, twice: scripts/retry-policy.mjs).
+    // A file that failed counts as not done once more (twice where its guest fell asleep twice: scripts/retry-policy.mjs).
     const left = inLab.filter((f) => !blocks.has(f) || runsAgain(f, blocks.get(f), blocks.get(f).runs));
     const budgetMs = LAB_BUDGET_MS - (Date.now() - started);
     if (left.length === 0 || budgetMs < 5 * 60_000) break;

@@ -68,7 +68,7 @@ export const NOVA_EXPORTER: Exporter = {
       aliases.push(JSON.stringify({ name, vendor_id: vendor, product_id: product, device_type: 'type-PCI', numa_policy: 'legacy' }));
       requests.push(`${name}:1`);
       if (model.passthrough.some((o) => o !== pt && o.hostIds.vendorId === pt.hostIds.vendorId && o.hostIds.deviceId === pt.hostIds.deviceId)) {
-        notes.differs(`${p.path}.host`, `${what}: Nova gives an alias any device its device_spec lists with those IDs, so which of the plan's ${vendor}:${product} devices this entry gets is Nova's choice`);
+        notes.differs(`${p.path}.host`, `${what}: Nova's alias takes whichever device its device_spec lists with those IDs, so which of the plan's ${vendor}:${product} devices this entry gets is Nova's choice`);
       }
       notes.cannot(`${p.path}.at`, `${what}: Nova's libvirt driver chooses the guest address; ${formatBdf(p.guest)} is not kept`);
       if (e.backend !== 'vfio') notes.cannot(`${p.path}.backend`, `${what}: Nova passes devices through with VFIO behind an IOMMU only, not ${e.backend}`);

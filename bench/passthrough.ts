@@ -6,23 +6,25 @@ import { fileURLToPath } from 'node:url';
 import { buildInitrd, ensureDebianKernel } from '../src/host/guest/index.js';
 
 /**
- * `npm run bench -- passthrough [--cycles N] [--pings N] [--lab-cpus N]`
+ * `npm run bench -- passthrough [--cycles N] [--pings N] [--rounds N] [--lab-cpus N]`
  *
  * One lab host with an Intel IOMMU in pass-through mode (hvmpt lab --iommu intel, `iommu=pt`)
  * booted with the identity carve `hvmpt e820 carve` computes from its own map (read by a short
  * lab boot first). QEMU's edu, e1000e and nvme are the devices. The same Debian kernel and
- * initrd boot five times inside it, with the three devices passed through:
+ * initrd boot 1 + 2 × ROUNDS times inside it, with the three devices passed through:
  *
  * - identity: hvmpt's monitor, `memory.layout: identity` in the carve, the devices on
  *   uio_pci_generic (INTx only, DMA to machine addresses: `iommu=pt` gives uio's devices the
  *   IOMMU's identity domain, which is what a machine without an IOMMU does);
  * - vfio: hvmpt's monitor, VFIO back-end (the devices on vfio-pci, in their own IOMMU domains);
  * - qemu: `qemu-system-x86_64 -accel kvm -device vfio-pci,host=…` (QEMU's own VFIO);
- * vfio and qemu twice each, taking turns (ROUNDS), their figures the means.
+ * vfio and qemu ROUNDS times each (`--rounds`, default 4), taking turns, their figures the
+ * means, and each ratio also as the median of the rounds' own ratios.
  *
  * The guest measures the same things each time with its own drivers:
  * - edu INTx round trips per second (raise, wait on /dev/uio0, acknowledge; edu-tool), once the
- *   guest has settled (its nvme disk is up) and after 200 round trips not counted;
+ *   guest has settled (its nvme disk is up) and after 200 round trips not counted: the first
+ *   WARMUP_CYCLES on their own, then `--cycles` more, the figure;
  * - nvme sequential read, MB/s (dd of the 64 MiB image with O_DIRECT, 1 MiB blocks, NVME_PASSES
  *   times in a row);
  * - e1000e ping round trip, µs (busybox ping6 -A -q to the lab host's own e1000e over a QEMU hub;
@@ -87,6 +89,14 @@ const LAB_TICK = ['nohz=off', 'highres=off', 'lapic=notscdeadline'];
 const NVME_PASSES = 4;
 
 /**
+ * The first round trips of a run are counted apart (edu_intx_first_*): hvmpt's paths for them
+ * are compiled by V8 as they get hot, and under TCG the new code is translated again, so they
+ * start slower (2026-12-06, one lab host: 623 and 597 a second over the first 4,000, 808 and
+ * 756 over the 16,000 after; QEMU 788 and 772, then 821 and 876). The figure is what follows.
+ */
+const WARMUP_CYCLES = 2000;
+
+/**
  * The edu figure is taken in a settled guest: with one vCPU, round trips counted while the nvme
  * driver still probes in the background (it does so asynchronously after boot) measure how
  * fast that probe went as much as the round trips, and by a different amount in each guest.
@@ -98,6 +108,7 @@ echo 1234 11e8 > /sys/bus/pci/drivers/uio_pci_generic/new_id
 for i in $(seq 100); do [ -d $nvme/nvme ] && [ -b /dev/$(ls $nvme/nvme)n1 ] && break; sleep 0.2; done
 blk=/dev/$(ls $nvme/nvme)n1
 edu-tool $edu intx 200 >/dev/null
+section edu-first edu-tool $edu intx ${WARMUP_CYCLES}
 section edu edu-tool $edu intx ${cycles}
 t0=$(cut -d' ' -f1 /proc/uptime); for i in $(seq ${NVME_PASSES}); do dd if=$blk of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null; done; t1=$(cut -d' ' -f1 /proc/uptime)
 section nvme echo "seconds $t0 $t1"
@@ -107,6 +118,7 @@ section ping ping6 -q -c ${pings} -A -W 10 -I $eth "$(cat /proc/cmdline | sed -n
 `;
 
 interface Figures {
+  readonly firstIntxPerS: number;
   readonly intxPerS: number;
   readonly nvmeMBs: number;
   readonly pingUs: number;
@@ -118,30 +130,43 @@ function figures(out: string, who: string): Figures {
     if (m === null) throw new Error(`${who}: the guest printed no ${name} section; output ends:\n${out.slice(-3000)}`);
     return m[1]!;
   };
+  const first = /per_s=(\d+)/.exec(sec('edu-first'));
   const intx = /per_s=(\d+)/.exec(sec('edu'));
   const secs = /seconds ([\d.]+) ([\d.]+)/.exec(sec('nvme'));
   const ping = /min\/avg\/max = [\d.]+\/([\d.]+)\//.exec(sec('ping'));
-  if (intx === null || secs === null || ping === null) throw new Error(`${who}: cannot read the figures from:\n${out.slice(-3000)}`);
-  return { intxPerS: Number(intx[1]), nvmeMBs: (64 * NVME_PASSES) / Math.max(0.01, Number(secs[2]) - Number(secs[1])), pingUs: Number(ping[1]) * 1000 };
+  if (first === null || intx === null || secs === null || ping === null) throw new Error(`${who}: cannot read the figures from:\n${out.slice(-3000)}`);
+  return { firstIntxPerS: Number(first[1]), intxPerS: Number(intx[1]), nvmeMBs: (64 * NVME_PASSES) / Math.max(0.01, Number(secs[2]) - Number(secs[1])), pingUs: Number(ping[1]) * 1000 };
 }
 
 /**
- * hvmpt's VFIO guest and QEMU's take turns, ROUNDS times, and each figure is the mean of its
- * rounds, so that neither is always the one booted later in the lab host's life (2026-12-06:
+ * hvmpt's VFIO guest and QEMU's take turns, round after round, and each figure is the mean of
+ * its rounds, so that neither is always the one booted later in the lab host's life (2026-12-06:
  * alternating in one lab host, edu came out at QEMU's rate; counted once, hvmpt second after
- * the identity guest and QEMU last, 0.84 and 0.93 of it; with two rounds, 0.89).
+ * the identity guest and QEMU last, 0.84 and 0.93 of it; with two rounds, 0.89). Four by
+ * default: in one lab host the same guest's edu rate moved by a quarter from one round to the
+ * next (715 then 566 for hvmpt, 821 then 483 for QEMU), so two rounds gave a ratio of 0.70 in
+ * one run and 0.98 in the next.
  */
-const ROUNDS = [1, 2];
+const DEFAULT_ROUNDS = 4;
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 
 function mean(runs: readonly Figures[]): Figures {
   const avg = (f: (x: Figures) => number): number => runs.reduce((n, x) => n + f(x), 0) / runs.length;
-  return { intxPerS: Math.round(avg((x) => x.intxPerS)), nvmeMBs: avg((x) => x.nvmeMBs), pingUs: avg((x) => x.pingUs) };
+  return { firstIntxPerS: Math.round(avg((x) => x.firstIntxPerS)), intxPerS: Math.round(avg((x) => x.intxPerS)), nvmeMBs: avg((x) => x.nvmeMBs), pingUs: avg((x) => x.pingUs) };
 }
 
 export async function main(args: readonly string[]): Promise<void> {
   const cycles = arg(args, '--cycles', 4000);
   const pings = arg(args, '--pings', 200);
   const LAB = labArgs(arg(args, '--lab-cpus', 1));
+  const roundCount = arg(args, '--rounds', DEFAULT_ROUNDS);
+  if (!Number.isInteger(roundCount) || roundCount < 1) throw new Error(`--rounds ${roundCount}: give a whole number of rounds, 1 or more`);
+  const ROUNDS = Array.from({ length: roundCount }, (_, k) => k + 1);
   const work = mkdtempSync(join(tmpdir(), 'hvmpt-bench-pt-'));
   try {
     const tool = join(work, 'edu-tool');
@@ -204,17 +229,27 @@ ${H} unbind $1 $2 $3 >/dev/null
     };
     const i = figures(leg('identity', 'hvmpt-1'), 'identity');
     const next = (round: number): string => (round < ROUNDS.length ? `hvmpt-${round + 1}` : 'end');
-    const h = mean(ROUNDS.map((r) => figures(leg(`hvmpt-${r}`, `qemu-${r}`), `hvmpt (round ${r})`)));
-    const q = mean(ROUNDS.map((r) => figures(leg(`qemu-${r}`, next(r)), `qemu (round ${r})`)));
+    const hs = ROUNDS.map((r) => figures(leg(`hvmpt-${r}`, `qemu-${r}`), `hvmpt (round ${r})`));
+    const qs = ROUNDS.map((r) => figures(leg(`qemu-${r}`, next(r)), `qemu (round ${r})`));
+    const h = mean(hs);
+    const q = mean(qs);
+    const medianRatio = (f: (x: Figures) => number): string => median(ROUNDS.map((_, k) => f(hs[k]!) / f(qs[k]!))).toFixed(2);
     const labLine = /^hvmpt lab: (TCG|KVM)[^:]*/m.exec(lab.stderr)?.[0] ?? 'hvmpt lab';
     const ratio = (a: number, b: number): string => (a / b).toFixed(2);
     process.stdout.write(`# ${labLine}, ${LAB[LAB.indexOf('--cpus') + 1]} CPU(s); figures are relative (nested); identity = hvmpt, uio, guest RAM in the carve; hvmpt = hvmpt, VFIO; hvmpt and qemu the means of ${ROUNDS.length} rounds, taking turns\n`);
+    // Each round on its own: the spread from round to round is part of the figure.
+    ROUNDS.forEach((r, k) => {
+      const [a, b] = [hs[k]!, qs[k]!];
+      process.stdout.write(`# round ${r}: edu ${a.intxPerS} / ${b.intxPerS} INTx/s (first ${WARMUP_CYCLES}: ${a.firstIntxPerS} / ${b.firstIntxPerS}), nvme ${a.nvmeMBs.toFixed(1)} / ${b.nvmeMBs.toFixed(1)} MB/s, ping ${a.pingUs.toFixed(0)} / ${b.pingUs.toFixed(0)} µs (hvmpt / qemu)\n`);
+    });
     process.stdout.write(`edu_intx_per_s_identity: ${i.intxPerS}\nedu_intx_per_s_hvmpt: ${h.intxPerS}\nedu_intx_per_s_qemu: ${q.intxPerS}\n`);
     process.stdout.write(`edu_intx_ratio: ${ratio(h.intxPerS, q.intxPerS)}\nedu_intx_ratio_identity_qemu: ${ratio(i.intxPerS, q.intxPerS)}\nedu_intx_ratio_identity_vfio: ${ratio(i.intxPerS, h.intxPerS)}\n`);
     process.stdout.write(`nvme_read_mb_s_identity: ${i.nvmeMBs.toFixed(1)}\nnvme_read_mb_s_hvmpt: ${h.nvmeMBs.toFixed(1)}\nnvme_read_mb_s_qemu: ${q.nvmeMBs.toFixed(1)}\n`);
     process.stdout.write(`nvme_read_ratio: ${ratio(h.nvmeMBs, q.nvmeMBs)}\nnvme_read_ratio_identity_qemu: ${ratio(i.nvmeMBs, q.nvmeMBs)}\nnvme_read_ratio_identity_vfio: ${ratio(i.nvmeMBs, h.nvmeMBs)}\n`);
     process.stdout.write(`e1000e_ping_us_identity: ${i.pingUs.toFixed(0)}\ne1000e_ping_us_hvmpt: ${h.pingUs.toFixed(0)}\ne1000e_ping_us_qemu: ${q.pingUs.toFixed(0)}\n`);
     process.stdout.write(`e1000e_ping_ratio: ${ratio(h.pingUs, q.pingUs)} (lower is better)\ne1000e_ping_ratio_identity_qemu: ${ratio(i.pingUs, q.pingUs)} (lower is better)\n`);
+    process.stdout.write(`edu_intx_first_per_s_identity: ${i.firstIntxPerS}\nedu_intx_first_per_s_hvmpt: ${h.firstIntxPerS}\nedu_intx_first_per_s_qemu: ${q.firstIntxPerS}\nedu_intx_first_ratio: ${ratio(h.firstIntxPerS, q.firstIntxPerS)}\n`);
+    process.stdout.write(`edu_intx_ratio_median: ${medianRatio((x) => x.intxPerS)}\nnvme_read_ratio_median: ${medianRatio((x) => x.nvmeMBs)}\ne1000e_ping_ratio_median: ${medianRatio((x) => x.pingUs)} (lower is better)\n`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

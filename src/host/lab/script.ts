@@ -51,6 +51,35 @@ export function commandFile(cwd: string, command: readonly string[]): string {
   return `lab_cwd=${shellQuote(cwd)}\nlab_cmd=${shellQuote(line)}\n`;
 }
 
+/**
+ * Holds two idle VMs open for the lab host's whole life (perl, which Debian always has), so
+ * that the VMs the tests start and stop never take KVM's static keys through zero. Each such
+ * step rewrites live kernel code with int3 (text_poke_bp): the first VM enables the preempt
+ * notifiers that __schedule tests, the first vCPU's LAPIC apic_sw_disabled (and a disabled
+ * APIC base apic_hw_disabled), the first vCPU without one kvm_has_noapic_vcpu. Under multi-threaded TCG a vCPU can keep a stale
+ * translation of the int3 after the byte is restored: the kernel's int3 handler, finding no
+ * int3 in memory, retries the instruction, and that CPU loops with interrupts off for good
+ * (seen 2026-12-07: both lab CPUs at __schedule+0x2ab, exc_int3 → kprobe_int3_handler, the
+ * timer pending in both LAPICs' IRR, the nop back in memory; docs/lab.md, Limits). Pinned
+ * here once at boot, while nothing else runs, they stay still.
+ */
+const KVM_KEEPER = `$0 = "hvmpt-lab-kvm-keeper";
+sysopen(my $kvm, "/dev/kvm", 2) or die "/dev/kvm: $!\\n";
+sub kvm { my $r = ioctl($_[0], $_[1], $_[3] // 0); defined $r or die "$_[2]: $!\\n"; $r eq "0 but true" ? 0 : $r }
+sub fd { open(my $h, "+<&=", $_[0]) or die "fd $_[0]: $!\\n"; $h }
+my $plain = fd(kvm($kvm, 0xAE01, "KVM_CREATE_VM"));
+kvm($plain, 0xAE41, "KVM_CREATE_VCPU");
+my $chip = fd(kvm($kvm, 0xAE01, "KVM_CREATE_VM"));
+kvm($chip, 0xAE60, "KVM_CREATE_IRQCHIP");
+my $vcpu = fd(kvm($chip, 0xAE41, "KVM_CREATE_VCPU"));
+# KVM_SET_MSRS: IA32_APIC_BASE at its reset value less the enable bit.
+kvm($vcpu, 0x4008AE89, "KVM_SET_MSRS", pack("LLLLQ", 1, 0, 0x1b, 0, 0xfee00100)) == 1 or die "KVM_SET_MSRS: APIC base refused\\n";
+my $pid = fork() // die "fork: $!\\n";
+exit 0 if $pid;
+setpgrp(0, 0);
+open(STDIN, "<", "/dev/null"); open(STDOUT, ">", "/dev/null"); open(STDERR, ">", "/dev/null");
+sleep while 1;`;
+
 const chainArgs = (chain: readonly Devfn[]): string => chain.map(devfnText).join(' ');
 
 export function labScript(layout: LabLayout): string {
@@ -113,7 +142,10 @@ HVMPT_LAB_PEER=
 HVMPT_LAB_PEER_ADDR=
 ${findDevices}
 ${peer}
-if [ -c /dev/kvm ]; then echo "${LAB_MARK.kvm} yes"; else echo "${LAB_MARK.kvm} no"; fi
+if [ -c /dev/kvm ]; then
+  echo "${LAB_MARK.kvm} yes"
+  /bin/chroot /mnt /usr/bin/perl -e ${shellQuote(KVM_KEEPER)} || echo "${LAB_MARK.warn} no VM holds KVM's static keys: each VM the tests start patches the lab kernel's code, which under TCG can wedge the lab host"
+else echo "${LAB_MARK.kvm} no"; fi
 stty -F /dev/ttyS1 raw -echo && stty -F /dev/ttyS2 raw -echo || lab_fail "cannot set COM2 and COM3 to raw mode"
 export HVMPT_LAB=1 HVMPT_LAB_PCI HVMPT_LAB_PEER HVMPT_LAB_PEER_ADDR PATH="$lab_path"
 echo ${LAB_MARK.up}

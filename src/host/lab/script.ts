@@ -56,12 +56,15 @@ export function commandFile(cwd: string, command: readonly string[]): string {
  * that the VMs the tests start and stop never take KVM's static keys through zero. Each such
  * step rewrites live kernel code with int3 (text_poke_bp): the first VM enables the preempt
  * notifiers that __schedule tests, the first vCPU's LAPIC apic_sw_disabled (and a disabled
- * APIC base apic_hw_disabled), the first vCPU without one kvm_has_noapic_vcpu. Under multi-threaded TCG a vCPU can keep a stale
- * translation of the int3 after the byte is restored: the kernel's int3 handler, finding no
- * int3 in memory, retries the instruction, and that CPU loops with interrupts off for good
- * (seen 2026-12-07: both lab CPUs at __schedule+0x2ab, exc_int3 → kprobe_int3_handler, the
- * timer pending in both LAPICs' IRR, the nop back in memory; docs/lab.md, Limits). Pinned
- * here once at boot, while nothing else runs, they stay still.
+ * APIC base apic_hw_disabled), the first vCPU without one kvm_has_noapic_vcpu. Under
+ * multi-threaded TCG a vCPU can keep a stale translation of the int3 after the byte is
+ * restored: the kernel's int3 handler, finding no int3 in memory, retries the instruction, and
+ * that CPU loops with interrupts off for good (seen 2026-12-07: both lab CPUs at
+ * __schedule+0x2ab, exc_int3 → kprobe_int3_handler, the timer pending in both LAPICs' IRR, the
+ * nop back in memory; docs/lab.md, Limits). Pinned here once at boot, while nothing else runs,
+ * they stay still. The ioctl numbers are src/vmm/kvm/abi.ts's (KVM_CREATE_VM, KVM_CREATE_VCPU,
+ * KVM_CREATE_IRQCHIP, KVM_SET_MSRS) written out, since host/ may not import vmm/; the lab test
+ * checks that the keeper holds its two VMs and vCPUs.
  */
 const KVM_KEEPER = `$0 = "hvmpt-lab-kvm-keeper";
 sysopen(my $kvm, "/dev/kvm", 2) or die "/dev/kvm: $!\\n";

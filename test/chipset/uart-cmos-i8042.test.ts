@@ -165,7 +165,13 @@ test('0xCF9 resets only with RST_CPU; ACPI PM powers off on SLP_EN with the S5 t
   const rc = new ResetControl(sys);
   rc.writePort(0xcf9, 1, 0x02);
   assert.deepEqual(sys.events, []);
-  assert.equal(rc.readPort(), 0x02);
+  assert.equal(rc.readPort(0xcf9, 1), 0x02);
+  // The other bytes of the CF8 dword are not the register: Linux's probe for configuration
+  // mechanism #2 writes 0xF4 at 0xCF8 (function 2) and must not reset, nor find 0x00 there.
+  rc.writePort(0xcf8, 1, 0xf4);
+  rc.writePort(0xcfa, 1, 0x06);
+  assert.deepEqual(sys.events, []);
+  assert.deepEqual([rc.readPort(0xcf8, 1), rc.readPort(0xcfa, 1)], [0xff, 0xff]);
   rc.writePort(0xcf9, 1, 0x06);
   assert.match(sys.events[0] ?? '', /hard reset/);
   let ns = 0n;

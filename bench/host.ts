@@ -9,6 +9,7 @@ import { readSnapshot } from '../src/hw/facts/snapshot.js';
 import { monitorWindows } from '../src/cli/facts-analysis.js';
 import { CLI, REPO_ROOT } from '../test/helpers/paths.js';
 import { runLabHost } from '../test/helpers/lab-hosts.js';
+import { median } from './stats.js';
 
 /**
  * `npm run bench -- host [rounds] [--lab]`: `hvmpt collect` and `hvmpt analyze` as a user runs
@@ -23,11 +24,6 @@ function wall(command: string, args: readonly string[]): number {
   const r = spawnSync(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(`${command} ${args.join(' ')}: ${r.stderr.toString().trim()}`);
   return (performance.now() - t) / 1000;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 export async function main(args: readonly string[]): Promise<void> {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildInitrd, ensureDebianKernel } from '../src/host/guest/index.js';
+import { formatInterval, median, ratioInterval } from './stats.js';
 
 /**
  * `npm run bench -- passthrough [--cycles N] [--pings N] [--rounds N] [--lab-cpus N]`
@@ -149,12 +150,6 @@ function figures(out: string, who: string): Figures {
  */
 const DEFAULT_ROUNDS = 4;
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 function mean(runs: readonly Figures[]): Figures {
   const avg = (f: (x: Figures) => number): number => runs.reduce((n, x) => n + f(x), 0) / runs.length;
   return { firstIntxPerS: Math.round(avg((x) => x.firstIntxPerS)), intxPerS: Math.round(avg((x) => x.intxPerS)), nvmeMBs: avg((x) => x.nvmeMBs), pingUs: avg((x) => x.pingUs) };
@@ -250,6 +245,11 @@ ${H} unbind $1 $2 $3 >/dev/null
     process.stdout.write(`e1000e_ping_ratio: ${ratio(h.pingUs, q.pingUs)} (lower is better)\ne1000e_ping_ratio_identity_qemu: ${ratio(i.pingUs, q.pingUs)} (lower is better)\n`);
     process.stdout.write(`edu_intx_first_per_s_identity: ${i.firstIntxPerS}\nedu_intx_first_per_s_hvmpt: ${h.firstIntxPerS}\nedu_intx_first_per_s_qemu: ${q.firstIntxPerS}\nedu_intx_first_ratio: ${ratio(h.firstIntxPerS, q.firstIntxPerS)}\n`);
     process.stdout.write(`edu_intx_ratio_median: ${medianRatio((x) => x.intxPerS)}\nnvme_read_ratio_median: ${medianRatio((x) => x.nvmeMBs)}\ne1000e_ping_ratio_median: ${medianRatio((x) => x.pingUs)} (lower is better)\n`);
+    // How far the ratios can be trusted: the rounds' scatter, as a 95 % interval (bench/stats.ts).
+    if (ROUNDS.length >= 2) {
+      const ci = (f: (x: Figures) => number): string => formatInterval(ratioInterval(hs.map(f), qs.map(f)));
+      process.stdout.write(`edu_intx_ratio_ci95: ${ci((x) => x.intxPerS)}\nnvme_read_ratio_ci95: ${ci((x) => x.nvmeMBs)}\ne1000e_ping_ratio_ci95: ${ci((x) => x.pingUs)} (lower is better)\n`);
+    }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -11,6 +11,7 @@ import { hvmptEntry } from '../src/host/package-root.js';
 import { runMachine } from '../src/vmm/runner.js';
 import { kvmRoute, labAccel } from '../src/cli/lab.js';
 import { compileCli } from '../src/cli/code-cache.js';
+import { median } from './stats.js';
 
 /**
  * `npm run bench -- vmm [--iterations N] [--repeat R] [--boots B] [--only exit|smp|boot|start]`
@@ -49,11 +50,6 @@ const REPO = resolve(here, '..', '..');
 
 function loopImage(iterations: number): Uint8Array {
   return microBios(configLoop(new Asm(16), iterations).bytes());
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
 }
 
 /** The boot vCPU's time in its loop; with `wall`, the whole run's (the other vCPUs' loops have no clock of their own). */

@@ -20,7 +20,9 @@ import { formatInterval, median, ratioInterval } from './stats.js';
  * - vfio: hvmpt's monitor, VFIO back-end (the devices on vfio-pci, in their own IOMMU domains);
  * - qemu: `qemu-system-x86_64 -accel kvm -device vfio-pci,host=…` (QEMU's own VFIO);
  * vfio and qemu ROUNDS times each (`--rounds`, default 4), taking turns, their figures the
- * means, and each ratio also as the median of the rounds' own ratios.
+ * means, and each ratio also as the median of the rounds' own ratios and as a 95 % interval
+ * from them (`*_ratio_ci95`, bench/stats.ts): an interval holding 1 says this lab cannot tell
+ * the two apart.
  *
  * The guest measures the same things each time with its own drivers:
  * - edu INTx round trips per second (raise, wait on /dev/uio0, acknowledge; edu-tool), once the

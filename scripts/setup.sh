@@ -37,3 +37,6 @@ npm run build --silent
 
 # The Linux guest harness's kernel (Debian linux-image-amd64, unpacked into .cache/guest, not installed).
 bash scripts/linux-guest.sh fetch >/dev/null
+
+# QEMU from Debian's backports for lab hosts under TCG (unpacked into .cache/lab-qemu, not installed).
+bash scripts/lab-qemu.sh

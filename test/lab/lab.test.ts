@@ -181,8 +181,9 @@ test('hvmpt lab: bad device specs, images and options are typed errors naming th
     }
     const usage = hvmpt(['lab', '--iommu', 'arm', '--', 'true']);
     assert.equal(usage.status, 2);
-    // QEMU missing: the error names it and the package.
-    const noQemu = hvmpt(['lab', '--', 'true'], { env: { ...process.env, PATH: '/nonexistent' } });
+    // QEMU missing: the error names it and the package (the system's QEMU, found on PATH: the
+    // one from backports is found by its path in .cache/lab-qemu).
+    const noQemu = hvmpt(['lab', '--', 'true'], { env: { ...process.env, PATH: '/nonexistent', HVMPT_LAB_QEMU: 'system' } });
     assert.equal(noQemu.status, 1);
     assert.match(noQemu.stderr, /^hvmpt: lab host: cannot run qemu-system-x86_64: .*ENOENT \(Debian package qemu-system-x86\); scripts\/setup\.sh installs it$/m);
   } finally {

@@ -10,6 +10,7 @@ import { buildInitrd } from '../guest/initramfs.js';
 import { ensureDebianKernel, type DebianKernel } from '../guest/kernel.js';
 import type { LabAccel } from './accel.js';
 import { planLabDevices, type LabDevice, type LabIommu } from './devices.js';
+import { chooseLabQemu, type LabQemu } from './qemu.js';
 import { LabBootError, LabDeviceError, LabError, LabTimeoutError } from './errors.js';
 import { commandFile, envFile, LAB_CMD_FILE, LAB_ENV_FILE, LAB_MARK, labScript } from './script.js';
 
@@ -65,6 +66,7 @@ export interface LabOptions {
   /** Hears the lab's own lines (accelerator, device addresses, warnings). */
   readonly log?: (line: string) => void;
   readonly kernel?: DebianKernel;
+  /** The QEMU binary, run with no extra data directories; default chooseLabQemu's (qemu.ts). */
   readonly qemu?: string;
 }
 
@@ -172,6 +174,9 @@ export async function runLab(options: LabOptions): Promise<LabRun> {
     ],
   });
   log(options.accel.why);
+  const qemu: LabQemu =
+    options.qemu !== undefined ? { binary: options.qemu, args: [], why: `QEMU: ${options.qemu} (given)` } : chooseLabQemu({ accel: options.accel, iommu, override: process.env['HVMPT_LAB_QEMU'] });
+  log(qemu.why);
 
   const abort = new AbortController();
   const bootTimeoutS = options.bootTimeoutS ?? LAB_DEFAULTS.bootTimeoutS;
@@ -265,13 +270,13 @@ export async function runLab(options: LabOptions): Promise<LabRun> {
       memory: options.memory ?? LAB_DEFAULTS.memory,
       cpus: options.cpus ?? LAB_DEFAULTS.cpus,
       append: [...setup.append, ...(options.append ?? [])],
-      qemuArgs: [...setup.qemuArgs, ...layout.qemuArgs],
+      qemuArgs: [...qemu.args, ...setup.qemuArgs, ...layout.qemuArgs],
       serialPorts: [options.stdout ?? write(process.stdout), options.stderr ?? write(process.stderr)],
       timeoutMs: Infinity,
       signal: abort.signal,
       onOutput: onConsole,
       onStart,
-      ...(options.qemu === undefined ? {} : { qemu: options.qemu }),
+      qemu: qemu.binary,
     });
     if (run.rc === undefined || upAt === undefined) throw new LabBootError(`the lab host stopped without running the command; its console ended with:\n${consoleTail(run.output)}`, run.output);
     return { status: run.rc, devices: placed, accel: options.accel, bootMs: upAt - started, commandMs: Date.now() - upAt, console: run.output };

@@ -64,7 +64,8 @@ export function registerLab(program: Command): void {
     .command('lab')
     .summary('run a command in a disposable lab host (QEMU) with the IOMMU and PCI devices asked for')
     .description(
-      'Boot a disposable lab host under QEMU (q35; KVM where /dev/kvm runs paging guests and nests, TCG -cpu max otherwise; ' +
+      'Boot a disposable lab host under QEMU (q35; KVM where /dev/kvm runs paging guests and nests, TCG -cpu max otherwise, ' +
+        "there with QEMU from Debian's backports when scripts/setup.sh fetched it, HVMPT_LAB_QEMU=system or a path to choose; " +
         "Debian's kernel with kvm, vfio, vfio-pci, uio_pci_generic and the virtio modules), share this machine's root with it " +
         'read-only, and run COMMAND there at the current directory: /dev/kvm works inside, /tmp, /var/tmp and $TMPDIR are ' +
         "writable (writes stay in the lab), the command's stdout and stderr stream back, and hvmpt exits with its status. " +
